@@ -1,0 +1,1 @@
+"""Coordinator: gRPC services, SQLite store, scheduler, campaigns and export of P."""

@@ -1,0 +1,427 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class HardwareProfile(_message.Message):
+    __slots__ = ("kind", "accelerator", "accelerator_count", "accelerator_memory_gb", "compute_capability", "driver_version", "power_limit_w", "cpu_model", "cpu_cores", "ram_gb", "isa_flags")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_MEMORY_GB_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_CAPABILITY_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    POWER_LIMIT_W_FIELD_NUMBER: _ClassVar[int]
+    CPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    CPU_CORES_FIELD_NUMBER: _ClassVar[int]
+    RAM_GB_FIELD_NUMBER: _ClassVar[int]
+    ISA_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    accelerator: str
+    accelerator_count: int
+    accelerator_memory_gb: float
+    compute_capability: str
+    driver_version: str
+    power_limit_w: float
+    cpu_model: str
+    cpu_cores: int
+    ram_gb: float
+    isa_flags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[str] = ..., accelerator: _Optional[str] = ..., accelerator_count: _Optional[int] = ..., accelerator_memory_gb: _Optional[float] = ..., compute_capability: _Optional[str] = ..., driver_version: _Optional[str] = ..., power_limit_w: _Optional[float] = ..., cpu_model: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., ram_gb: _Optional[float] = ..., isa_flags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RegisterWorkerRequest(_message.Message):
+    __slots__ = ("name", "hardware", "price_per_hour", "engines", "engine_version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    ENGINES_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    hardware: HardwareProfile
+    price_per_hour: float
+    engines: _containers.RepeatedScalarFieldContainer[str]
+    engine_version: str
+    def __init__(self, name: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., price_per_hour: _Optional[float] = ..., engines: _Optional[_Iterable[str]] = ..., engine_version: _Optional[str] = ...) -> None: ...
+
+class RegisterWorkerResponse(_message.Message):
+    __slots__ = ("worker_id", "hardware_class", "hardware_label", "heartbeat_interval_s")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_LABEL_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    hardware_class: str
+    hardware_label: str
+    heartbeat_interval_s: float
+    def __init__(self, worker_id: _Optional[str] = ..., hardware_class: _Optional[str] = ..., hardware_label: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("worker_id", "cell_id", "epoch")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    CELL_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    cell_id: str
+    epoch: int
+    def __init__(self, worker_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ("known", "abort_cell")
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    ABORT_CELL_FIELD_NUMBER: _ClassVar[int]
+    known: bool
+    abort_cell: bool
+    def __init__(self, known: _Optional[bool] = ..., abort_cell: _Optional[bool] = ...) -> None: ...
+
+class LeaseCellRequest(_message.Message):
+    __slots__ = ("worker_id", "warm_engine_key")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WARM_ENGINE_KEY_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    warm_engine_key: str
+    def __init__(self, worker_id: _Optional[str] = ..., warm_engine_key: _Optional[str] = ...) -> None: ...
+
+class CellSpec(_message.Message):
+    __slots__ = ("campaign_id", "cell_id", "epoch", "model", "method", "continuous_batching", "prefix_caching", "chunked_prefill", "engine_args_json", "workload_json", "batch_size", "repetitions", "replica", "engine_key", "timeout_s")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CELL_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    CONTINUOUS_BATCHING_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_CACHING_FIELD_NUMBER: _ClassVar[int]
+    CHUNKED_PREFILL_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ARGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    REPETITIONS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    cell_id: str
+    epoch: int
+    model: str
+    method: str
+    continuous_batching: bool
+    prefix_caching: bool
+    chunked_prefill: bool
+    engine_args_json: str
+    workload_json: str
+    batch_size: int
+    repetitions: int
+    replica: int
+    engine_key: str
+    timeout_s: float
+    def __init__(self, campaign_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., epoch: _Optional[int] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., continuous_batching: _Optional[bool] = ..., prefix_caching: _Optional[bool] = ..., chunked_prefill: _Optional[bool] = ..., engine_args_json: _Optional[str] = ..., workload_json: _Optional[str] = ..., batch_size: _Optional[int] = ..., repetitions: _Optional[int] = ..., replica: _Optional[int] = ..., engine_key: _Optional[str] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class LeaseCellResponse(_message.Message):
+    __slots__ = ("cell", "retry_after_s")
+    CELL_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_S_FIELD_NUMBER: _ClassVar[int]
+    cell: CellSpec
+    retry_after_s: float
+    def __init__(self, cell: _Optional[_Union[CellSpec, _Mapping]] = ..., retry_after_s: _Optional[float] = ...) -> None: ...
+
+class RunResult(_message.Message):
+    __slots__ = ("repetition", "status", "error", "runtime_s", "request_throughput", "throughput_tok_s", "ttft_p50_s", "ttft_p99_s", "itl_p50_s", "itl_p99_s", "peak_mem_gb", "energy_j")
+    REPETITION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_S_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_THROUGHPUT_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_TOK_S_FIELD_NUMBER: _ClassVar[int]
+    TTFT_P50_S_FIELD_NUMBER: _ClassVar[int]
+    TTFT_P99_S_FIELD_NUMBER: _ClassVar[int]
+    ITL_P50_S_FIELD_NUMBER: _ClassVar[int]
+    ITL_P99_S_FIELD_NUMBER: _ClassVar[int]
+    PEAK_MEM_GB_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_J_FIELD_NUMBER: _ClassVar[int]
+    repetition: int
+    status: str
+    error: str
+    runtime_s: float
+    request_throughput: float
+    throughput_tok_s: float
+    ttft_p50_s: float
+    ttft_p99_s: float
+    itl_p50_s: float
+    itl_p99_s: float
+    peak_mem_gb: float
+    energy_j: float
+    def __init__(self, repetition: _Optional[int] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., runtime_s: _Optional[float] = ..., request_throughput: _Optional[float] = ..., throughput_tok_s: _Optional[float] = ..., ttft_p50_s: _Optional[float] = ..., ttft_p99_s: _Optional[float] = ..., itl_p50_s: _Optional[float] = ..., itl_p99_s: _Optional[float] = ..., peak_mem_gb: _Optional[float] = ..., energy_j: _Optional[float] = ...) -> None: ...
+
+class ReportResultRequest(_message.Message):
+    __slots__ = ("worker_id", "campaign_id", "cell_id", "epoch", "status", "error", "runs", "engine", "engine_version", "weights", "engine_config_json", "engine_start_s")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CELL_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_START_S_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    campaign_id: str
+    cell_id: str
+    epoch: int
+    status: str
+    error: str
+    runs: _containers.RepeatedCompositeFieldContainer[RunResult]
+    engine: str
+    engine_version: str
+    weights: str
+    engine_config_json: str
+    engine_start_s: float
+    def __init__(self, worker_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., epoch: _Optional[int] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[RunResult, _Mapping]]] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., weights: _Optional[str] = ..., engine_config_json: _Optional[str] = ..., engine_start_s: _Optional[float] = ...) -> None: ...
+
+class ReportResultResponse(_message.Message):
+    __slots__ = ("stored",)
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    stored: int
+    def __init__(self, stored: _Optional[int] = ...) -> None: ...
+
+class SubmitCampaignRequest(_message.Message):
+    __slots__ = ("grid_json",)
+    GRID_JSON_FIELD_NUMBER: _ClassVar[int]
+    grid_json: str
+    def __init__(self, grid_json: _Optional[str] = ...) -> None: ...
+
+class SubmitCampaignResponse(_message.Message):
+    __slots__ = ("campaign_id", "cells_per_hardware_class")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CELLS_PER_HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    cells_per_hardware_class: int
+    def __init__(self, campaign_id: _Optional[str] = ..., cells_per_hardware_class: _Optional[int] = ...) -> None: ...
+
+class GetCampaignStatusRequest(_message.Message):
+    __slots__ = ("campaign_id",)
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
+
+class WorkerProgress(_message.Message):
+    __slots__ = ("worker_id", "name", "hardware_label", "cells_done", "current_cell")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_LABEL_FIELD_NUMBER: _ClassVar[int]
+    CELLS_DONE_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_CELL_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    name: str
+    hardware_label: str
+    cells_done: int
+    current_cell: str
+    def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., hardware_label: _Optional[str] = ..., cells_done: _Optional[int] = ..., current_cell: _Optional[str] = ...) -> None: ...
+
+class CampaignStatus(_message.Message):
+    __slots__ = ("campaign_id", "name", "state", "cells", "total_cells", "workers", "eta_s", "hardware_classes", "created_at")
+    class CellsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CELLS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    ETA_S_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    name: str
+    state: str
+    cells: _containers.ScalarMap[str, int]
+    total_cells: int
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerProgress]
+    eta_s: float
+    hardware_classes: _containers.RepeatedScalarFieldContainer[str]
+    created_at: float
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., cells: _Optional[_Mapping[str, int]] = ..., total_cells: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerProgress, _Mapping]]] = ..., eta_s: _Optional[float] = ..., hardware_classes: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ...) -> None: ...
+
+class ExportResultsRequest(_message.Message):
+    __slots__ = ("campaign_id",)
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
+
+class ResultRow(_message.Message):
+    __slots__ = ("campaign_id", "cell_id", "model", "method", "continuous_batching", "prefix_caching", "chunked_prefill", "hardware", "worker", "dataset", "batch_size", "num_prompts", "max_output_tokens", "repetition", "replica", "run", "engine", "engine_version", "weights", "engine_config_json", "workload")
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CELL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    CONTINUOUS_BATCHING_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_CACHING_FIELD_NUMBER: _ClassVar[int]
+    CHUNKED_PREFILL_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NUM_PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REPETITION_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    campaign_id: str
+    cell_id: str
+    model: str
+    method: str
+    continuous_batching: bool
+    prefix_caching: bool
+    chunked_prefill: bool
+    hardware: str
+    worker: str
+    dataset: str
+    batch_size: int
+    num_prompts: int
+    max_output_tokens: int
+    repetition: int
+    replica: int
+    run: RunResult
+    engine: str
+    engine_version: str
+    weights: str
+    engine_config_json: str
+    workload: str
+    def __init__(self, campaign_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., continuous_batching: _Optional[bool] = ..., prefix_caching: _Optional[bool] = ..., chunked_prefill: _Optional[bool] = ..., hardware: _Optional[str] = ..., worker: _Optional[str] = ..., dataset: _Optional[str] = ..., batch_size: _Optional[int] = ..., num_prompts: _Optional[int] = ..., max_output_tokens: _Optional[int] = ..., repetition: _Optional[int] = ..., replica: _Optional[int] = ..., run: _Optional[_Union[RunResult, _Mapping]] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., weights: _Optional[str] = ..., engine_config_json: _Optional[str] = ..., workload: _Optional[str] = ...) -> None: ...
+
+class ExportChunk(_message.Message):
+    __slots__ = ("rows", "meta_json")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    META_JSON_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[ResultRow]
+    meta_json: str
+    def __init__(self, rows: _Optional[_Iterable[_Union[ResultRow, _Mapping]]] = ..., meta_json: _Optional[str] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WorkerInfo(_message.Message):
+    __slots__ = ("worker_id", "name", "hardware_class", "hardware_label", "hardware", "price_per_hour", "state", "last_heartbeat", "current_cell")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_LABEL_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_CELL_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    name: str
+    hardware_class: str
+    hardware_label: str
+    hardware: HardwareProfile
+    price_per_hour: float
+    state: str
+    last_heartbeat: float
+    current_cell: str
+    def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., hardware_class: _Optional[str] = ..., hardware_label: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., price_per_hour: _Optional[float] = ..., state: _Optional[str] = ..., last_heartbeat: _Optional[float] = ..., current_cell: _Optional[str] = ...) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...
+
+class HardwareOption(_message.Message):
+    __slots__ = ("name", "text", "price_per_hour")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    text: str
+    price_per_hour: float
+    def __init__(self, name: _Optional[str] = ..., text: _Optional[str] = ..., price_per_hour: _Optional[float] = ...) -> None: ...
+
+class SelectRequest(_message.Message):
+    __slots__ = ("model", "model_text", "hardware", "workload_json", "methods", "budget", "objective", "all_farm_hardware")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TEXT_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    ALL_FARM_HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    model_text: str
+    hardware: _containers.RepeatedCompositeFieldContainer[HardwareOption]
+    workload_json: str
+    methods: _containers.RepeatedScalarFieldContainer[str]
+    budget: float
+    objective: str
+    all_farm_hardware: bool
+    def __init__(self, model: _Optional[str] = ..., model_text: _Optional[str] = ..., hardware: _Optional[_Iterable[_Union[HardwareOption, _Mapping]]] = ..., workload_json: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ..., budget: _Optional[float] = ..., objective: _Optional[str] = ..., all_farm_hardware: _Optional[bool] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("method", "hardware", "predicted", "cost", "feasible")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    FEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    hardware: str
+    predicted: float
+    cost: float
+    feasible: bool
+    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., predicted: _Optional[float] = ..., cost: _Optional[float] = ..., feasible: _Optional[bool] = ...) -> None: ...
+
+class SelectResponse(_message.Message):
+    __slots__ = ("method", "hardware", "feasible", "model_version", "candidates", "nearest_known_hardware", "metric", "lower_is_better", "message")
+    class NearestKnownHardwareEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    FEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_KNOWN_HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    LOWER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    hardware: str
+    feasible: bool
+    model_version: str
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    nearest_known_hardware: _containers.ScalarMap[str, str]
+    metric: str
+    lower_is_better: bool
+    message: str
+    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., feasible: _Optional[bool] = ..., model_version: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., nearest_known_hardware: _Optional[_Mapping[str, str]] = ..., metric: _Optional[str] = ..., lower_is_better: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ReloadModelRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadModelResponse(_message.Message):
+    __slots__ = ("model_version",)
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    def __init__(self, model_version: _Optional[str] = ...) -> None: ...

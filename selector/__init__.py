@@ -1,0 +1,1 @@
+"""MetaInf: descriptions, embeddings, the meta-learner, baselines, evaluation, selection."""

@@ -1,0 +1,1 @@
+"""Worker: hardware probe, engines, workloads, metrics and the agent that runs cells."""
