@@ -1,0 +1,176 @@
+"""Grid files: validation (unknown keys refused by name) and expansion into cells."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from metainf.methods import Method, MethodError, engine_key, parse_methods
+from metainf.worker.models import ModelError, known_models
+from metainf.worker.workloads import WorkloadError, WorkloadSpec, materialize, workload_label
+
+
+class GridError(ValueError):
+    """A grid file that cannot be run; the message names the field and what to fix."""
+
+
+class WorkloadEntry(BaseModel):
+    """One `workloads` entry: a workload spec plus the batch sizes to run it at."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str
+    num_prompts: int
+    batch_size: list[int]
+    max_output_tokens: int = 128
+    seed: int = 0
+    path: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    records: list[dict[str, Any]] | None = None
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("batch_size needs at least one value")
+        bad = [b for b in v if b <= 0 or b > 4096]
+        if bad:
+            raise ValueError(f"batch sizes must be between 1 and 4096, got {bad}")
+        return sorted(set(v))
+
+    def spec(self) -> WorkloadSpec:
+        """The workload without its batch sizes."""
+        return WorkloadSpec(**self.model_dump(exclude={"batch_size"}, exclude_none=True))
+
+
+class Grid(BaseModel):
+    """A campaign's grid: models x methods x workloads (x batch sizes) x hardware."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    models: list[str] = Field(min_length=1)
+    methods: str | list[str | dict[str, Any]] = "paper8"
+    workloads: list[WorkloadEntry] = Field(min_length=1)
+    hardware: Literal["all"] | list[str] = "all"
+    repetitions: int = Field(default=3, ge=1, le=100)
+    replicas: int = Field(default=1, ge=1, le=5)
+    timeout_s: float = Field(default=1800.0, gt=0, le=86400)
+
+    def parsed_methods(self) -> list[Method]:
+        """The grid's methods as Method objects."""
+        return parse_methods(self.methods)
+
+
+@dataclass(frozen=True)
+class CellTemplate:
+    """One cell of a grid before it is bound to a hardware class."""
+
+    model: str
+    method: Method
+    workload: WorkloadSpec
+    workload_label: str
+    batch_size: int
+    replica: int
+
+    @property
+    def engine_key(self) -> str:
+        """The engine this cell needs (model + engine configuration)."""
+        return engine_key(self.model, self.method)
+
+    def cell_id(self, campaign_id: str, hardware_class: str) -> str:
+        """A stable id for this cell on one hardware class of one campaign."""
+        blob = json.dumps([campaign_id, hardware_class, self.model, self.method.name,
+                           self.workload_label, self.batch_size, self.replica])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _format_validation(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "grid"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = f"unknown key {first['loc'][-1]!r}"
+    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    return f"{where}: {msg}{more}"
+
+
+def validate_grid(data: Any) -> Grid:
+    """Validate a grid object; raise GridError naming the first problem."""
+    if not isinstance(data, dict):
+        raise GridError("grid: expected a mapping with models, methods, workloads")
+    try:
+        grid = Grid.model_validate(data)
+    except ValidationError as exc:
+        raise GridError(_format_validation(exc)) from None
+    try:
+        grid.parsed_methods()
+    except MethodError as exc:
+        raise GridError(f"methods: {exc}") from None
+    catalog = set(known_models())
+    for model in grid.models:
+        if model not in catalog and "/" not in model:
+            raise GridError(
+                f"models: unknown model {model!r}; use a catalog name "
+                f"({', '.join(sorted(catalog))}) or a path to a local HF model directory"
+            )
+    for i, entry in enumerate(grid.workloads):
+        try:
+            entry.spec()
+        except ValidationError as exc:
+            raise GridError(f"workloads.{i}.{_format_validation(exc)}") from None
+    return grid
+
+
+def load_grid_file(path: str | Path) -> Grid:
+    """Read, validate and materialise a grid file (YAML or JSON) for submission.
+
+    File datasets are sampled here, relative to the grid file, so that workers need
+    not hold the file and the campaign is reproducible from the database alone.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GridError(f"grid file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise GridError(f"{path}: not valid YAML/JSON ({exc})") from None
+    grid = validate_grid(data)
+    for model in grid.models:
+        if "/" in model and not (Path(model) / "config.json").is_file():
+            raise GridError(f"models: {model!r} is not a directory with a config.json")
+    entries = []
+    for i, entry in enumerate(grid.workloads):
+        try:
+            spec = materialize(entry.spec(), base_dir=path.parent)
+        except WorkloadError as exc:
+            raise GridError(f"workloads.{i}: {exc}") from None
+        entries.append(WorkloadEntry(batch_size=entry.batch_size,
+                                     **spec.model_dump(mode="json", exclude_none=True)))
+    return grid.model_copy(update={"workloads": entries})
+
+
+def expand(grid: Grid) -> list[CellTemplate]:
+    """Every cell of the grid for one hardware class: model x method x workload x batch x replica."""
+    methods = grid.parsed_methods()
+    cells = []
+    for model in grid.models:
+        for method in methods:
+            for entry in grid.workloads:
+                spec = entry.spec()
+                label = workload_label(spec)
+                for batch in entry.batch_size:
+                    for replica in range(grid.replicas):
+                        cells.append(CellTemplate(model, method, spec, label, batch, replica))
+    return cells

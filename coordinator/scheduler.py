@@ -1,0 +1,111 @@
+"""Which cell a worker runs next: late binding of campaigns and warm-engine locality."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from metainf.coordinator.grid import expand, validate_grid
+from metainf.coordinator.store import FINAL_STATUSES, Lease, Store
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Lease and retry settings of the coordinator."""
+
+    lease_s: float = 30.0
+    heartbeat_interval_s: float = 10.0
+    max_attempts: int = 3
+    idle_retry_s: float = 2.0
+
+
+def campaign_matches(grid: dict[str, Any], worker: dict[str, Any]) -> bool:
+    """Whether a campaign's `hardware` selects this worker's class."""
+    wanted = grid.get("hardware", "all")
+    if wanted == "all":
+        return True
+    return bool({worker["name"], worker["hardware_label"], worker["class_id"]} & set(wanted))
+
+
+def campaign_done(store: Store, campaign_id: str) -> bool:
+    """True when at least one class is bound and every cell has a final outcome."""
+    counts = store.cell_counts(campaign_id)
+    total = sum(counts.values())
+    return total > 0 and sum(counts.get(s, 0) for s in FINAL_STATUSES) == total
+
+
+def bind_campaigns(store: Store, worker: dict[str, Any]) -> list[str]:
+    """Give the worker's hardware class the grid of every open campaign that selects it.
+
+    Returns the ids of the open campaigns this worker may take cells from.
+    """
+    open_ids = []
+    for campaign in store.campaigns():
+        grid = json.loads(campaign["grid_json"])
+        if not campaign_matches(grid, worker):
+            continue
+        cid = campaign["campaign_id"]
+        bound = store.bound_classes(cid)
+        if worker["class_id"] in bound:
+            if not campaign_done(store, cid):
+                open_ids.append(cid)
+            continue
+        if bound and campaign_done(store, cid):
+            continue  # a finished campaign takes no new hardware
+        cells = cell_rows(cid, worker["class_id"], grid)
+        store.bind_class(cid, worker["class_id"], cells)
+        open_ids.append(cid)
+    return open_ids
+
+
+def cell_rows(campaign_id: str, class_id: str, grid_obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a campaign's cells for one hardware class, in grid order."""
+    grid = validate_grid(grid_obj)
+    rows = []
+    for seq, t in enumerate(expand(grid)):
+        rows.append({
+            "cell_id": t.cell_id(campaign_id, class_id), "campaign_id": campaign_id,
+            "class_id": class_id, "seq": seq, "model": t.model, "method": t.method.name,
+            "method_json": json.dumps(t.method.to_dict()), "workload_label": t.workload_label,
+            "workload_json": t.workload.model_dump_json(exclude_none=True),
+            "batch_size": t.batch_size, "repetitions": grid.repetitions, "replica": t.replica,
+            "engine_key": t.engine_key, "timeout_s": grid.timeout_s,
+        })
+    return rows
+
+
+def choose(pending: list[dict[str, Any]], warm_key: str, busy_keys: set[str]) -> list[str]:
+    """Order pending cells for one worker, best first.
+
+    1. cells that reuse the worker's warm engine;
+    2. then the engine with the most queued cells that no other worker holds warm or
+       runs, so that each engine starts once across the fleet;
+    3. then any engine (helping another worker finish its share).
+    Within an engine, grid order (oldest campaign first).
+    """
+    per_key = Counter(c["engine_key"] for c in pending)
+
+    def rank(c: dict[str, Any]) -> tuple:
+        key = c["engine_key"]
+        return (key != warm_key, key in busy_keys, -per_key[key], key, c["created_at"], c["seq"])
+
+    return [c["cell_id"] for c in sorted(pending, key=rank)]
+
+
+def next_lease(store: Store, worker: dict[str, Any], warm_key: str,
+               config: SchedulerConfig) -> Lease | None:
+    """Lease the best cell for this worker, or None when it has nothing to do."""
+    store.expire_leases(time.time())
+    campaign_ids = bind_campaigns(store, worker)
+    pending = store.pending_cells(worker["class_id"], campaign_ids)
+    if not pending:
+        return None
+    busy = store.busy_engine_keys(worker["class_id"], worker["worker_id"])
+    for cell_id in choose(pending, warm_key, busy):
+        lease = store.lease_cell(cell_id, worker["worker_id"], config.lease_s)
+        if lease is not None:
+            return lease
+    return None

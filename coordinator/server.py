@@ -1,0 +1,106 @@
+"""The coordinator's gRPC server: Coordinator and Selector services, health, reflection."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from metainf.coordinator.scheduler import SchedulerConfig
+from metainf.coordinator.service import CoordinatorServicer
+from metainf.coordinator.store import Store
+from metainf.v1 import farm_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest message either side accepts (a grid with sampled records, an export chunk)."""
+
+SERVICE_NAMES = ("metainf.v1.Coordinator", "metainf.v1.Selector")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the coordinator process is started with."""
+
+    db: Path
+    host: str = "127.0.0.1"
+    port: int = 50051
+    model_dir: Path | None = None
+    reflection: bool = True
+    max_workers: int = 16
+    scheduler: SchedulerConfig = SchedulerConfig()
+
+
+@dataclass
+class Coordinator:
+    """A running coordinator: the server, its port, its store and health servicer."""
+
+    server: grpc.Server
+    port: int
+    store: Store
+    health: health.HealthServicer
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Report NOT_SERVING, let in-flight calls finish, then close the store."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.store.close()
+
+
+def _farm_hardware(store: Store):
+    def listing() -> list[tuple[str, dict, float]]:
+        return [(h["label"], json.loads(h["profile_json"]), h["price_per_hour"])
+                for h in store.hardware_classes()]
+    return listing
+
+
+def create_server(config: ServerConfig) -> Coordinator:
+    """Build and start the server on config.host:config.port (0 = any free port)."""
+    from metainf.selector.service import SelectorServicer
+
+    store = Store(config.db)
+    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers),
+                         options=options)
+    farm_pb2_grpc.add_CoordinatorServicer_to_server(
+        CoordinatorServicer(store, config.scheduler), server)
+    farm_pb2_grpc.add_SelectorServicer_to_server(
+        SelectorServicer(config.model_dir, farm_hardware=_farm_hardware(store)), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if config.reflection:
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {config.host}:{config.port}")
+    server.start()
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return Coordinator(server, port, store, health_servicer)
+
+
+def serve(config: ServerConfig) -> None:
+    """Run the coordinator until SIGTERM or SIGINT, then stop gracefully."""
+    coordinator = create_server(config)
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("coordinator listens on %s without --token-file: anyone who can reach "
+                    "it may register workers and write results", config.host)
+    log.info("coordinator listening on %s:%d (db %s)", config.host, coordinator.port,
+             config.db)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    log.info("stopping: health NOT_SERVING, finishing in-flight calls")
+    coordinator.stop(grace=10.0)

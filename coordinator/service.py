@@ -1,0 +1,264 @@
+"""The Coordinator gRPC service: registration, heartbeats, leases, reports, campaigns, export."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+import time
+from typing import Any
+
+import grpc
+
+from metainf.coordinator import campaigns
+from metainf.coordinator.grid import GridError
+from metainf.coordinator.scheduler import SchedulerConfig, campaign_done, next_lease
+from metainf.coordinator.store import METRIC_COLUMNS, NotFound, StaleLease, Store
+from metainf.v1 import farm_pb2, farm_pb2_grpc
+from metainf.worker.hardware import hardware_class
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("done", "failed", "oom", "timeout")
+EXPORT_CHUNK_ROWS = 500
+MAX_NAME_LEN = 200
+
+
+def _abort_invalid(context: grpc.ServicerContext, message: str) -> None:
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def profile_to_dict(profile: farm_pb2.HardwareProfile) -> dict[str, Any]:
+    """A HardwareProfile message as a plain dict (every field, defaults included)."""
+    return {
+        "kind": profile.kind, "accelerator": profile.accelerator,
+        "accelerator_count": profile.accelerator_count,
+        "accelerator_memory_gb": profile.accelerator_memory_gb,
+        "compute_capability": profile.compute_capability,
+        "driver_version": profile.driver_version, "power_limit_w": profile.power_limit_w,
+        "cpu_model": profile.cpu_model, "cpu_cores": profile.cpu_cores,
+        "ram_gb": profile.ram_gb, "isa_flags": sorted(profile.isa_flags),
+    }
+
+
+def _check_run(run: farm_pb2.RunResult, cell_status: str) -> str | None:
+    """The first problem with a run's metrics, or None."""
+    if run.status not in STATUSES:
+        return f"runs[{run.repetition}].status: must be one of {', '.join(STATUSES)}"
+    if run.status != "done":
+        return None
+    for name in METRIC_COLUMNS:
+        if name == "energy_j" and not run.HasField("energy_j"):
+            continue
+        value = getattr(run, name)
+        if not math.isfinite(value) or value < 0:
+            return f"runs[{run.repetition}].{name}: must be a finite number >= 0, got {value}"
+    if run.runtime_s <= 0:
+        return f"runs[{run.repetition}].runtime_s: must be > 0 for a done run"
+    return None
+
+
+def _run_dict(run: farm_pb2.RunResult) -> dict[str, Any]:
+    out = {"repetition": run.repetition, "status": run.status, "error": run.error}
+    if run.status == "done":
+        for name in METRIC_COLUMNS:
+            out[name] = getattr(run, name)
+        out["energy_j"] = run.energy_j if run.HasField("energy_j") else None
+    return out
+
+
+class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
+    """Implements metainf.v1.Coordinator over a Store."""
+
+    def __init__(self, store: Store, config: SchedulerConfig = SchedulerConfig()):
+        self.store = store
+        self.config = config
+
+    # -- workers ----------------------------------------------------------------------
+
+    def RegisterWorker(self, request, context):
+        """Store the worker and its hardware class."""
+        if not request.hardware.kind:
+            _abort_invalid(context, "hardware.kind: required (gpu or cpu)")
+        if request.hardware.kind not in ("gpu", "cpu"):
+            _abort_invalid(context, f"hardware.kind: must be gpu or cpu, got "
+                                    f"{request.hardware.kind!r}")
+        if not math.isfinite(request.price_per_hour) or request.price_per_hour < 0:
+            _abort_invalid(context, "price_per_hour: must be a finite number >= 0")
+        if len(request.name) > MAX_NAME_LEN:
+            _abort_invalid(context, f"name: at most {MAX_NAME_LEN} characters")
+        profile = profile_to_dict(request.hardware)
+        class_id, label = hardware_class(profile)
+        name = request.name or label
+        worker_id = self.store.register_worker(name, class_id, label, profile,
+                                               request.price_per_hour, request.engine_version)
+        log.info("worker %s registered as %s (%s)", name, worker_id, label)
+        return farm_pb2.RegisterWorkerResponse(
+            worker_id=worker_id, hardware_class=class_id, hardware_label=label,
+            heartbeat_interval_s=self.config.heartbeat_interval_s)
+
+    def Heartbeat(self, request, context):
+        """Renew the worker's liveness and its running cell's lease."""
+        try:
+            self.store.touch_worker(request.worker_id)
+        except NotFound:
+            return farm_pb2.HeartbeatResponse(known=False)
+        abort = False
+        if request.cell_id:
+            abort = not self.store.renew_lease(request.cell_id, request.worker_id,
+                                               request.epoch, self.config.lease_s)
+        return farm_pb2.HeartbeatResponse(known=True, abort_cell=abort)
+
+    def LeaseCell(self, request, context):
+        """Hand the worker its next cell, preferring its warm engine."""
+        try:
+            self.store.touch_worker(request.worker_id, request.warm_engine_key)
+            worker = self.store.worker(request.worker_id)
+        except NotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        lease = next_lease(self.store, worker, request.warm_engine_key, self.config)
+        if lease is None:
+            return farm_pb2.LeaseCellResponse(retry_after_s=self.config.idle_retry_s)
+        c = lease.cell
+        method = json.loads(c["method_json"])
+        flags = set(method["flags"])
+        spec = farm_pb2.CellSpec(
+            campaign_id=c["campaign_id"], cell_id=c["cell_id"], epoch=lease.epoch,
+            model=c["model"], method=c["method"], continuous_batching="cb" in flags,
+            prefix_caching="pc" in flags, chunked_prefill="cp" in flags,
+            engine_args_json=json.dumps(method["engine_args"]),
+            workload_json=c["workload_json"], batch_size=c["batch_size"],
+            repetitions=c["repetitions"], replica=c["replica"], engine_key=c["engine_key"],
+            timeout_s=c["timeout_s"])
+        log.info("leased %s (%s %s b=%d) to %s epoch %d", c["cell_id"], c["model"],
+                 c["method"], c["batch_size"], worker["name"], lease.epoch)
+        return farm_pb2.LeaseCellResponse(cell=spec)
+
+    def ReportResult(self, request, context):
+        """Store a cell's outcome; refuse bad metrics and stale leases."""
+        if request.status not in STATUSES:
+            _abort_invalid(context, f"status: must be one of {', '.join(STATUSES)}")
+        if request.status == "done" and not request.runs:
+            _abort_invalid(context, "runs: a done cell needs at least one run")
+        for run in request.runs:
+            problem = _check_run(run, request.status)
+            if problem:
+                _abort_invalid(context, problem)
+        if request.engine_config_json:
+            try:
+                json.loads(request.engine_config_json)
+            except ValueError:
+                _abort_invalid(context, "engine_config_json: not valid JSON")
+        try:
+            cell = self.store.cell(request.cell_id)
+        except NotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        if cell["campaign_id"] != request.campaign_id:
+            _abort_invalid(context, f"campaign_id: cell {request.cell_id} belongs to "
+                                    f"{cell['campaign_id']}")
+        if request.status == "done":
+            reps = sorted(r.repetition for r in request.runs)
+            if reps != list(range(cell["repetitions"])):
+                _abort_invalid(context, f"runs: expected repetitions 0..{cell['repetitions'] - 1},"
+                                        f" got {reps}")
+        engine = {"engine": request.engine, "engine_version": request.engine_version,
+                  "weights": request.weights,
+                  "engine_config_json": request.engine_config_json or "{}",
+                  "engine_start_s": request.engine_start_s}
+        try:
+            stored = self.store.record_outcome(
+                request.cell_id, request.worker_id, request.epoch, request.status,
+                request.error, [_run_dict(r) for r in request.runs], engine,
+                self.config.max_attempts)
+        except StaleLease as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        log.info("cell %s reported %s by %s (%d rows)", request.cell_id, request.status,
+                 request.worker_id, stored)
+        return farm_pb2.ReportResultResponse(stored=stored)
+
+    # -- campaigns --------------------------------------------------------------------
+
+    def SubmitCampaign(self, request, context):
+        """Validate a grid and store it as a campaign."""
+        try:
+            grid = json.loads(request.grid_json)
+        except ValueError as exc:
+            _abort_invalid(context, f"grid_json: not valid JSON ({exc})")
+        try:
+            campaign_id, n_cells = campaigns.create(self.store, grid)
+        except GridError as exc:
+            _abort_invalid(context, str(exc))
+        log.info("campaign %s submitted: %d cells per hardware class", campaign_id, n_cells)
+        return farm_pb2.SubmitCampaignResponse(campaign_id=campaign_id,
+                                               cells_per_hardware_class=n_cells)
+
+    def GetCampaignStatus(self, request, context):
+        """Counts, per-worker progress and ETA of a campaign."""
+        try:
+            campaign = self.store.campaign(request.campaign_id)
+        except NotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        cid = campaign["campaign_id"]
+        counts = self.store.cell_counts(cid)
+        total = sum(counts.values())
+        if campaign_done(self.store, cid):
+            state = "done"
+        elif counts.get("leased", 0) or any(counts.get(s, 0) for s in STATUSES):
+            state = "running"
+        else:
+            state = "queued"
+        workers = self._worker_progress(cid)
+        remaining = counts.get("pending", 0) + counts.get("leased", 0)
+        durations = self.store.cell_durations(cid)
+        active = max(1, sum(1 for w in workers if w.current_cell))
+        eta = statistics.median(durations) * remaining / active if durations else -1.0
+        labels = {h["class_id"]: h["label"] for h in self.store.hardware_classes()}
+        return farm_pb2.CampaignStatus(
+            campaign_id=cid, name=campaign["name"], state=state, cells=counts,
+            total_cells=total, workers=workers, eta_s=eta if remaining else 0.0,
+            hardware_classes=[labels[c] for c in self.store.bound_classes(cid)],
+            created_at=campaign["created_at"])
+
+    def _worker_progress(self, campaign_id: str) -> list[farm_pb2.WorkerProgress]:
+        done = {r["worker_id"]: r["n"] for r in self.store.query(
+            "SELECT worker_id, COUNT(*) AS n FROM cells WHERE campaign_id=? AND status IN "
+            "('done','failed','oom','timeout') GROUP BY worker_id", (campaign_id,))}
+        current = {r["worker_id"]: r["cell_id"] for r in self.store.query(
+            "SELECT worker_id, cell_id FROM cells WHERE campaign_id=? AND status='leased'",
+            (campaign_id,))}
+        out = []
+        for w in self.store.workers():
+            wid = w["worker_id"]
+            if wid in done or wid in current:
+                out.append(farm_pb2.WorkerProgress(
+                    worker_id=wid, name=w["name"], hardware_label=w["hardware_label"],
+                    cells_done=done.get(wid, 0), current_cell=current.get(wid, "")))
+        return out
+
+    def ExportResults(self, request, context):
+        """Stream a campaign's rows of P, with its meta JSON in the first chunk."""
+        try:
+            meta = campaigns.export_meta(self.store, request.campaign_id)
+        except NotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        rows = [campaigns.result_row(r) for r in self.store.results(request.campaign_id)]
+        yield farm_pb2.ExportChunk(rows=rows[:EXPORT_CHUNK_ROWS], meta_json=json.dumps(meta))
+        for i in range(EXPORT_CHUNK_ROWS, len(rows), EXPORT_CHUNK_ROWS):
+            yield farm_pb2.ExportChunk(rows=rows[i:i + EXPORT_CHUNK_ROWS])
+
+    def ListWorkers(self, request, context):
+        """Every registered worker with its state."""
+        now = time.time()
+        lost_after = 3 * self.config.heartbeat_interval_s + self.config.lease_s
+        out = []
+        for w in self.store.workers():
+            profile = json.loads(w["profile_json"])
+            out.append(farm_pb2.WorkerInfo(
+                worker_id=w["worker_id"], name=w["name"], hardware_class=w["class_id"],
+                hardware_label=w["hardware_label"],
+                hardware=farm_pb2.HardwareProfile(**profile),
+                price_per_hour=w["price_per_hour"],
+                state="alive" if now - w["last_heartbeat"] < lost_after else "lost",
+                last_heartbeat=w["last_heartbeat"], current_cell=w["current_cell"] or ""))
+        return farm_pb2.ListWorkersResponse(workers=out)

@@ -1,0 +1,395 @@
+"""The farm's state in one SQLite file (WAL, synchronous=FULL): workers, campaigns, cells, results."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS hardware_classes (
+    class_id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    profile_json TEXT NOT NULL,
+    price_per_hour REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS workers (
+    worker_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    class_id TEXT NOT NULL REFERENCES hardware_classes(class_id),
+    profile_json TEXT NOT NULL,
+    price_per_hour REAL NOT NULL DEFAULT 0,
+    engine_version TEXT NOT NULL DEFAULT '',
+    registered_at REAL NOT NULL,
+    last_heartbeat REAL NOT NULL,
+    warm_engine_key TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    grid_json TEXT NOT NULL,
+    meta_json TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS campaign_classes (
+    campaign_id TEXT NOT NULL REFERENCES campaigns(campaign_id),
+    class_id TEXT NOT NULL REFERENCES hardware_classes(class_id),
+    bound_at REAL NOT NULL,
+    PRIMARY KEY (campaign_id, class_id)
+);
+CREATE TABLE IF NOT EXISTS cells (
+    cell_id TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL REFERENCES campaigns(campaign_id),
+    class_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    method TEXT NOT NULL,
+    method_json TEXT NOT NULL,
+    workload_label TEXT NOT NULL,
+    workload_json TEXT NOT NULL,
+    batch_size INTEGER NOT NULL,
+    repetitions INTEGER NOT NULL,
+    replica INTEGER NOT NULL,
+    engine_key TEXT NOT NULL,
+    timeout_s REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    epoch INTEGER NOT NULL DEFAULT 0,
+    worker_id TEXT,
+    lease_deadline REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS cells_by_class ON cells(class_id, status);
+CREATE INDEX IF NOT EXISTS cells_by_campaign ON cells(campaign_id, status);
+CREATE TABLE IF NOT EXISTS results (
+    campaign_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL REFERENCES cells(cell_id),
+    repetition INTEGER NOT NULL,
+    replica INTEGER NOT NULL,
+    worker_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    runtime_s REAL, request_throughput REAL, throughput_tok_s REAL,
+    ttft_p50_s REAL, ttft_p99_s REAL, itl_p50_s REAL, itl_p99_s REAL,
+    peak_mem_gb REAL, energy_j REAL,
+    engine TEXT NOT NULL DEFAULT '',
+    engine_version TEXT NOT NULL DEFAULT '',
+    weights TEXT NOT NULL DEFAULT '',
+    engine_config_json TEXT NOT NULL DEFAULT '{}',
+    engine_start_s REAL NOT NULL DEFAULT 0,
+    stored_at REAL NOT NULL,
+    UNIQUE (campaign_id, cell_id, repetition, replica)
+);
+"""
+
+FINAL_STATUSES = ("done", "failed", "oom", "timeout")
+METRIC_COLUMNS = ("runtime_s", "request_throughput", "throughput_tok_s", "ttft_p50_s",
+                  "ttft_p99_s", "itl_p50_s", "itl_p99_s", "peak_mem_gb", "energy_j")
+
+
+class NotFound(LookupError):
+    """An id the store does not know."""
+
+
+class StaleLease(RuntimeError):
+    """A report or heartbeat for a lease the worker no longer holds."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A cell handed to a worker with its epoch and deadline."""
+
+    cell: dict[str, Any]
+    epoch: int
+    deadline: float
+
+
+def new_id(prefix: str) -> str:
+    """A short random id with a readable prefix."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class Store:
+    """All reads and writes of the farm's SQLite database; safe to share between threads."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False,
+                                     isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # Every acknowledged write is on disk before the RPC answers.
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        """Run a read query and return plain dict rows."""
+        with self._lock:
+            return [dict(r) for r in self._conn.execute(sql, params).fetchall()]
+
+    # -- workers and hardware -------------------------------------------------------
+
+    def register_worker(self, name: str, class_id: str, label: str, profile: dict,
+                        price_per_hour: float, engine_version: str) -> str:
+        """Store a new worker (and its hardware class if new); return the worker id."""
+        worker_id = new_id("w")
+        now = time.time()
+        blob = json.dumps(profile, sort_keys=True)
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO hardware_classes(class_id, label, profile_json, price_per_hour) "
+                "VALUES (?,?,?,?) ON CONFLICT(class_id) DO UPDATE SET price_per_hour = "
+                "CASE WHEN excluded.price_per_hour > 0 THEN excluded.price_per_hour "
+                "ELSE hardware_classes.price_per_hour END",
+                (class_id, label, blob, price_per_hour))
+            tx.execute(
+                "INSERT INTO workers(worker_id, name, class_id, profile_json, price_per_hour, "
+                "engine_version, registered_at, last_heartbeat) VALUES (?,?,?,?,?,?,?,?)",
+                (worker_id, name, class_id, blob, price_per_hour, engine_version, now, now))
+        return worker_id
+
+    def worker(self, worker_id: str) -> dict[str, Any]:
+        """One worker joined with its hardware class label; NotFound if unknown."""
+        rows = self.query(
+            "SELECT w.*, h.label AS hardware_label FROM workers w "
+            "JOIN hardware_classes h USING (class_id) WHERE worker_id = ?", (worker_id,))
+        if not rows:
+            raise NotFound(f"unknown worker_id {worker_id!r}: register first")
+        return rows[0]
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Every worker with its hardware label and the cell it holds, if any."""
+        return self.query(
+            "SELECT w.*, h.label AS hardware_label, "
+            "(SELECT c.cell_id FROM cells c WHERE c.worker_id = w.worker_id "
+            " AND c.status = 'leased' LIMIT 1) AS current_cell "
+            "FROM workers w JOIN hardware_classes h USING (class_id) ORDER BY registered_at")
+
+    def hardware_classes(self) -> list[dict[str, Any]]:
+        """Every hardware class seen by the farm."""
+        return self.query("SELECT * FROM hardware_classes ORDER BY label")
+
+    def touch_worker(self, worker_id: str, warm_engine_key: str | None = None) -> None:
+        """Record a sign of life (and the worker's warm engine, when given)."""
+        with self.transaction() as tx:
+            if warm_engine_key is None:
+                cur = tx.execute("UPDATE workers SET last_heartbeat=? WHERE worker_id=?",
+                                 (time.time(), worker_id))
+            else:
+                cur = tx.execute(
+                    "UPDATE workers SET last_heartbeat=?, warm_engine_key=? WHERE worker_id=?",
+                    (time.time(), warm_engine_key, worker_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"unknown worker_id {worker_id!r}: register first")
+
+    # -- campaigns ------------------------------------------------------------------
+
+    def add_campaign(self, name: str, grid: dict, meta: dict) -> str:
+        """Store a validated grid as a new campaign; return its id."""
+        campaign_id = new_id("c")
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO campaigns(campaign_id, name, grid_json, meta_json, created_at) "
+                "VALUES (?,?,?,?,?)",
+                (campaign_id, name, json.dumps(grid), json.dumps(meta), time.time()))
+        return campaign_id
+
+    def campaign(self, campaign_id: str) -> dict[str, Any]:
+        """One campaign row; NotFound if unknown."""
+        rows = self.query("SELECT * FROM campaigns WHERE campaign_id = ?", (campaign_id,))
+        if not rows:
+            raise NotFound(f"unknown campaign_id {campaign_id!r}")
+        return rows[0]
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        """Every campaign, oldest first."""
+        return self.query("SELECT * FROM campaigns ORDER BY created_at")
+
+    def bound_classes(self, campaign_id: str) -> list[str]:
+        """Hardware classes whose cells exist for this campaign."""
+        rows = self.query("SELECT class_id FROM campaign_classes WHERE campaign_id=? "
+                          "ORDER BY bound_at", (campaign_id,))
+        return [r["class_id"] for r in rows]
+
+    def bind_class(self, campaign_id: str, class_id: str, cells: list[dict[str, Any]]) -> bool:
+        """Create a campaign's cells for one hardware class, once; False if already bound."""
+        now = time.time()
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "INSERT OR IGNORE INTO campaign_classes(campaign_id, class_id, bound_at) "
+                "VALUES (?,?,?)", (campaign_id, class_id, now))
+            if cur.rowcount == 0:
+                return False
+            tx.executemany(
+                "INSERT INTO cells(cell_id, campaign_id, class_id, seq, model, method, "
+                "method_json, workload_label, workload_json, batch_size, repetitions, replica, "
+                "engine_key, timeout_s) VALUES (:cell_id, :campaign_id, :class_id, :seq, "
+                ":model, :method, :method_json, :workload_label, :workload_json, :batch_size, "
+                ":repetitions, :replica, :engine_key, :timeout_s)", cells)
+        return True
+
+    def cell_counts(self, campaign_id: str) -> dict[str, int]:
+        """Cells of a campaign by status."""
+        rows = self.query("SELECT status, COUNT(*) AS n FROM cells WHERE campaign_id=? "
+                          "GROUP BY status", (campaign_id,))
+        return {r["status"]: r["n"] for r in rows}
+
+    # -- leases ---------------------------------------------------------------------
+
+    def expire_leases(self, now: float) -> int:
+        """Return cells whose lease deadline passed to the queue; count them."""
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE cells SET status='pending', worker_id=NULL, lease_deadline=NULL "
+                "WHERE status='leased' AND lease_deadline < ?", (now,))
+            return cur.rowcount
+
+    def pending_cells(self, class_id: str, campaign_ids: list[str]) -> list[dict[str, Any]]:
+        """Queued cells of one hardware class in the given campaigns, in grid order."""
+        if not campaign_ids:
+            return []
+        marks = ",".join("?" * len(campaign_ids))
+        return self.query(
+            f"SELECT c.cell_id, c.campaign_id, c.engine_key, c.seq, k.created_at FROM cells c "
+            f"JOIN campaigns k USING (campaign_id) WHERE c.class_id=? AND c.status='pending' "
+            f"AND c.campaign_id IN ({marks}) ORDER BY k.created_at, c.seq",
+            (class_id, *campaign_ids))
+
+    def busy_engine_keys(self, class_id: str, exclude_worker: str) -> set[str]:
+        """Engine keys other workers of a class hold warm or are running now."""
+        rows = self.query(
+            "SELECT warm_engine_key AS k FROM workers WHERE class_id=? AND worker_id != ? "
+            "UNION SELECT engine_key AS k FROM cells WHERE class_id=? AND status='leased' "
+            "AND worker_id != ?", (class_id, exclude_worker, class_id, exclude_worker))
+        return {r["k"] for r in rows if r["k"]}
+
+    def lease_cell(self, cell_id: str, worker_id: str, lease_s: float) -> Lease | None:
+        """Lease a pending cell to a worker with a new epoch; None if someone was faster."""
+        now = time.time()
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE cells SET status='leased', epoch=epoch+1, worker_id=?, lease_deadline=?, "
+                "started_at=? WHERE cell_id=? AND status='pending'",
+                (worker_id, now + lease_s, now, cell_id))
+            if cur.rowcount == 0:
+                return None
+            row = dict(tx.execute("SELECT * FROM cells WHERE cell_id=?", (cell_id,)).fetchone())
+        return Lease(cell=row, epoch=row["epoch"], deadline=row["lease_deadline"])
+
+    def renew_lease(self, cell_id: str, worker_id: str, epoch: int, lease_s: float) -> bool:
+        """Push a held lease's deadline out; False if the worker no longer holds it."""
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE cells SET lease_deadline=? WHERE cell_id=? AND worker_id=? AND epoch=? "
+                "AND status='leased'", (time.time() + lease_s, cell_id, worker_id, epoch))
+            return cur.rowcount == 1
+
+    def cell(self, cell_id: str) -> dict[str, Any]:
+        """One cell row; NotFound if unknown."""
+        rows = self.query("SELECT * FROM cells WHERE cell_id=?", (cell_id,))
+        if not rows:
+            raise NotFound(f"unknown cell_id {cell_id!r}")
+        return rows[0]
+
+    # -- results --------------------------------------------------------------------
+
+    def record_outcome(self, cell_id: str, worker_id: str, epoch: int, status: str, error: str,
+                       runs: list[dict[str, Any]], engine: dict[str, Any],
+                       max_attempts: int) -> int:
+        """Store a leased cell's outcome atomically; return rows stored.
+
+        Done cells store one row per repetition. Engine failures go back to the queue
+        until `max_attempts` is reached and are then stored as final rows with their
+        status and error. A repeated report of a stored outcome stores nothing.
+        Raises StaleLease when the worker does not hold the cell at that epoch.
+        """
+        now = time.time()
+        with self.transaction() as tx:
+            cell = tx.execute("SELECT * FROM cells WHERE cell_id=?", (cell_id,)).fetchone()
+            if cell is None:
+                raise NotFound(f"unknown cell_id {cell_id!r}")
+            cell = dict(cell)
+            if cell["status"] in FINAL_STATUSES and cell["worker_id"] == worker_id \
+                    and cell["epoch"] == epoch:
+                return 0  # the same report again: already stored
+            if cell["status"] != "leased" or cell["worker_id"] != worker_id \
+                    or cell["epoch"] != epoch:
+                raise StaleLease(
+                    f"cell {cell_id} is not leased to worker {worker_id} at epoch {epoch} "
+                    f"(status {cell['status']}, epoch {cell['epoch']})")
+            attempts = cell["attempts"] + (status in ("failed", "oom"))
+            if status in ("failed", "oom") and attempts < max_attempts:
+                tx.execute(
+                    "UPDATE cells SET status='pending', worker_id=NULL, lease_deadline=NULL, "
+                    "attempts=?, error=? WHERE cell_id=?", (attempts, error, cell_id))
+                return 0
+            if status != "done":
+                by_rep = {r["repetition"]: r for r in runs}
+                runs = [by_rep.get(i, {"repetition": i, "status": status, "error": error})
+                        for i in range(cell["repetitions"])]
+            stored = 0
+            for run in runs:
+                cur = tx.execute(
+                    "INSERT OR IGNORE INTO results(campaign_id, cell_id, repetition, replica, "
+                    "worker_id, epoch, status, error, runtime_s, request_throughput, "
+                    "throughput_tok_s, ttft_p50_s, ttft_p99_s, itl_p50_s, itl_p99_s, "
+                    "peak_mem_gb, energy_j, engine, engine_version, weights, "
+                    "engine_config_json, engine_start_s, stored_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (cell["campaign_id"], cell_id, run["repetition"], cell["replica"],
+                     worker_id, epoch, run.get("status", status),
+                     run.get("error", "") or (error if run.get("status") != "done" else ""),
+                     *(run.get(c) for c in METRIC_COLUMNS),
+                     engine.get("engine", ""), engine.get("engine_version", ""),
+                     engine.get("weights", ""), engine.get("engine_config_json", "{}"),
+                     engine.get("engine_start_s", 0.0), now))
+                stored += cur.rowcount
+            tx.execute(
+                "UPDATE cells SET status=?, attempts=?, error=?, finished_at=?, "
+                "lease_deadline=NULL WHERE cell_id=?", (status, attempts, error, now, cell_id))
+        return stored
+
+    def results(self, campaign_id: str) -> list[dict[str, Any]]:
+        """Every stored result row of a campaign joined with its cell."""
+        return self.query(
+            "SELECT r.*, c.model, c.method, c.method_json, c.workload_label, c.workload_json, "
+            "c.batch_size, h.label AS hardware, w.name AS worker_name FROM results r "
+            "JOIN cells c USING (cell_id) JOIN hardware_classes h ON h.class_id = c.class_id "
+            "LEFT JOIN workers w ON w.worker_id = r.worker_id "
+            "WHERE r.campaign_id=? ORDER BY c.seq, c.class_id, r.repetition", (campaign_id,))
+
+    def cell_durations(self, campaign_id: str) -> list[float]:
+        """Wall seconds of each finished cell of a campaign (lease to report)."""
+        rows = self.query("SELECT finished_at - started_at AS d FROM cells WHERE campaign_id=? "
+                          "AND finished_at IS NOT NULL", (campaign_id,))
+        return [r["d"] for r in rows if r["d"] is not None]

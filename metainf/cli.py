@@ -1,0 +1,206 @@
+"""The `metainf` command: thin parsers that validate input and call one library function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import grpc
+
+log = logging.getLogger("metainf")
+
+
+class CliError(Exception):
+    """Bad input on the command line: printed as one line, exit code 2."""
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# -- coordinator and worker -----------------------------------------------------------------
+
+
+def _run_coordinator(args: argparse.Namespace) -> int:
+    from metainf.coordinator.server import ServerConfig, serve
+
+    serve(ServerConfig(db=Path(args.db), host=args.host, port=args.port,
+                       model_dir=Path(args.model_dir) if args.model_dir else None,
+                       reflection=not args.no_reflection))
+    return 0
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from metainf.worker.agent import WorkerAgent, WorkerConfig
+    from metainf.worker.hardware import parse_cpu_list
+
+    try:
+        cpus = tuple(parse_cpu_list(args.cpus)) if args.cpus else ()
+    except ValueError as exc:
+        raise CliError(f"--cpus: {exc}") from None
+    if args.price_per_hour < 0:
+        raise CliError("--price-per-hour: must be >= 0")
+    agent = WorkerAgent(WorkerConfig(
+        coordinator=args.coordinator, name=args.name or "", cpus=cpus,
+        price_per_hour=args.price_per_hour, token_file=args.token_file,
+        max_cells=args.max_cells, exit_when_idle_s=args.exit_when_idle))
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    n = agent.run()
+    log.info("worker stopped after %d cell(s)", n)
+    return 0
+
+
+# -- campaigns -----------------------------------------------------------------------------
+
+
+def _campaign_submit(args: argparse.Namespace) -> int:
+    from metainf.coordinator.client import submit_grid
+    from metainf.coordinator.grid import GridError
+
+    try:
+        resp = submit_grid(args.coordinator, args.grid, args.token_file)
+    except GridError as exc:
+        raise CliError(f"{args.grid}: {exc}") from None
+    log.info("campaign %s: %d cells per hardware class", resp.campaign_id,
+             resp.cells_per_hardware_class)
+    print(json.dumps({"campaign_id": resp.campaign_id}) if args.json else resp.campaign_id)
+    return 0
+
+
+def status_dict(status) -> dict:
+    """A CampaignStatus message as the JSON object of `campaign status --json`."""
+    return {
+        "campaign_id": status.campaign_id, "name": status.name, "state": status.state,
+        "cells": dict(status.cells), "total_cells": status.total_cells,
+        "eta_s": status.eta_s if status.eta_s >= 0 else None,
+        "hardware": list(status.hardware_classes),
+        "workers": [{"worker_id": w.worker_id, "name": w.name, "hardware": w.hardware_label,
+                     "cells_done": w.cells_done, "current_cell": w.current_cell}
+                    for w in status.workers],
+    }
+
+
+def _campaign_status(args: argparse.Namespace) -> int:
+    from metainf.coordinator.client import campaign_status
+    from metainf.coordinator.progress import print_status, watch
+
+    status = (watch(args.coordinator, args.id, args.token_file) if args.watch
+              else campaign_status(args.coordinator, args.id, args.token_file))
+    if args.json:
+        print(json.dumps(status_dict(status)))
+    else:
+        print_status(status)
+    return 0
+
+
+def _campaign_export(args: argparse.Namespace) -> int:
+    from metainf.coordinator.client import export_campaign
+
+    if Path(args.out).suffix not in (".parquet", ".csv"):
+        raise CliError(f"--out: use a .parquet or .csv file name, got {args.out!r}")
+    path = export_campaign(args.coordinator, args.id, args.out, args.token_file)
+    print(path)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from metainf.demo import run_demo
+
+    return run_demo(Path(args.dir), quick=args.quick)
+
+
+# -- parser --------------------------------------------------------------------------------
+
+
+def _client_flags(p: argparse.ArgumentParser, coordinator_required: bool = True) -> None:
+    p.add_argument("--coordinator", required=coordinator_required, metavar="HOST:PORT",
+                   help="address of the coordinator")
+    p.add_argument("--token-file", default=os.environ.get("METAINF_TOKEN_FILE"),
+                   help="file holding the farm token (or METAINF_TOKEN_FILE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `metainf` argument parser."""
+    parser = argparse.ArgumentParser(prog="metainf", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("coordinator", help="run the coordinator (gRPC + SQLite)")
+    p.add_argument("--db", required=True, help="SQLite file holding the farm's state")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--model-dir", help="trained MetaInf models to answer Select from")
+    p.add_argument("--no-reflection", action="store_true", help="turn server reflection off")
+    p.set_defaults(func=_run_coordinator)
+
+    p = sub.add_parser("worker", help="register this machine and run cells")
+    _client_flags(p)
+    p.add_argument("--name", help="label for this worker (not part of its hardware class)")
+    p.add_argument("--cpus", help="cores to use, e.g. 0 or 0-3,6 (also pins the engine)")
+    p.add_argument("--price-per-hour", type=float, default=0.0)
+    p.add_argument("--max-cells", type=int, default=0, help="stop after N cells")
+    p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="stop after this long without work")
+    p.set_defaults(func=_run_worker)
+
+    campaign = sub.add_parser("campaign", help="submit, watch and export campaigns")
+    csub = campaign.add_subparsers(dest="campaign_command", required=True)
+    p = csub.add_parser("submit", help="submit a grid file; prints the campaign id")
+    p.add_argument("grid", help="grid file (YAML or JSON)")
+    _client_flags(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_campaign_submit)
+    p = csub.add_parser("status", help="progress of a campaign")
+    p.add_argument("id")
+    _client_flags(p)
+    p.add_argument("--watch", action="store_true", help="follow live until done")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_campaign_status)
+    p = csub.add_parser("export", help="write P (long format) to .parquet or .csv")
+    p.add_argument("id")
+    _client_flags(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_campaign_export)
+
+    from metainf.selector.cli import add_select_parser, add_train_parser
+    add_train_parser(sub)
+    add_select_parser(sub)
+    try:
+        from metainf.selector.evaluation.cli import add_evaluate_parser
+    except ImportError:  # pragma: no cover - harness not installed
+        pass
+    else:
+        add_evaluate_parser(sub)
+
+    p = sub.add_parser("demo", help="coordinator + 2 local workers + a small real campaign")
+    p.add_argument("--dir", default="demo-run", help="folder for the database and outputs")
+    p.add_argument("--quick", action="store_true", help="one model, fewer cells")
+    p.set_defaults(func=_run_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `metainf` console script."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"metainf: {exc}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as exc:
+        print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""`metainf demo`: a local farm end to end — coordinator, workers, campaign, P, selector, Select."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+log = logging.getLogger(__name__)
+
+DEMO_GRID = {
+    "name": "demo",
+    "models": ["llama-tiny", "qwen2-tiny"],
+    "methods": "paper8",
+    "workloads": [
+        {"dataset": "synthetic-shared-prefix", "num_prompts": 32, "batch_size": [8, 32],
+         "max_output_tokens": 16, "seed": 0, "options": {"prefix_tokens": 512}},
+        {"dataset": "synthetic-sharegpt", "num_prompts": 64, "batch_size": [8, 32],
+         "max_output_tokens": 64, "seed": 0},
+    ],
+    "hardware": "all",
+    "repetitions": 3,
+}
+"""The demo campaign: 2 tiny models x 8 methods x 2 workloads x 2 batch sizes, 3 repetitions."""
+
+UNSEEN_GPU = "NVIDIA H200 141GB HBM3e, 4.8 TB/s, 989 TFLOPS bf16"
+
+
+def runtime_table(frame: pd.DataFrame) -> list[tuple[str, Table]]:
+    """Median runtime by method per (model, workload, batch size), with speed-up vs none."""
+    done = frame[frame["status"] == "done"]
+    tables = []
+    for (model, dataset, hw), part in done.groupby(["model", "dataset", "hardware"]):
+        med = part.groupby(["batch_size", "method"])["runtime_s"].median().unstack("method")
+        methods = list(med.columns)
+        table = Table("batch", *methods, title=f"{model} · {dataset} · {hw}: median runtime (s)")
+        for batch, row in med.iterrows():
+            best = row.min()
+            cells = [f"[bold green]{v:.3f}[/]" if v == best else f"{v:.3f}" for v in row]
+            table.add_row(str(batch), *cells)
+        tables.append((f"{model}/{dataset}", table))
+    return tables
+
+
+def _spawn_workers(address: str, out: Path, n: int) -> list[subprocess.Popen]:
+    procs = []
+    cores = sorted(os.sched_getaffinity(0))
+    per = max(1, len(cores) // n)
+    for i in range(n):
+        cpus = ",".join(str(c) for c in cores[i * per:(i + 1) * per])
+        cmd = [sys.executable, "-m", "metainf.cli", "worker", "--coordinator", address,
+               "--name", f"demo-w{i}", "--cpus", cpus, "--price-per-hour", "0.05"]
+        logf = open(out / f"worker-{i}.log", "w")
+        procs.append(subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT))
+    return procs
+
+
+def run_demo(out: Path, quick: bool = False) -> int:
+    """Run the whole demo in `out`; return an exit code."""
+    from metainf.coordinator.client import export_campaign, submit_grid
+    from metainf.coordinator.export import read_p
+    from metainf.coordinator.progress import watch
+    from metainf.coordinator.server import ServerConfig, create_server
+
+    console = Console()
+    err = Console(stderr=True)
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "farm.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    grid = dict(DEMO_GRID)
+    if quick:
+        grid.update(models=["llama-tiny"], methods=["none", "cb", "pc", "cb+pc+cp"])
+    grid_path = out / "grid.yaml"
+    grid_path.write_text(yaml.safe_dump(grid, sort_keys=False))
+
+    model_dir = out / "models"
+    coord = create_server(ServerConfig(db=db, port=0, model_dir=model_dir))
+    address = f"127.0.0.1:{coord.port}"
+    err.print(f"[bold]coordinator[/] on {address}, state in {db}")
+    n_workers = 2 if len(os.sched_getaffinity(0)) >= 2 else 1
+    workers = _spawn_workers(address, out, n_workers)
+    err.print(f"[bold]{n_workers} worker(s)[/] started (logs in {out}/worker-*.log)")
+    t0 = time.time()
+    try:
+        resp = submit_grid(address, grid_path)
+        err.print(f"campaign [bold]{resp.campaign_id}[/]: {resp.cells_per_hardware_class} "
+                  f"cells per hardware class")
+        status = watch(address, resp.campaign_id, console=err)
+        err.print(f"campaign done in {time.time() - t0:.0f} s: {dict(status.cells)}")
+        p_path = export_campaign(address, resp.campaign_id, out / "p.parquet")
+        frame, meta = read_p(p_path)
+        frame.to_csv(out / "p.csv", index=False)
+        err.print(f"P: {len(frame)} rows -> {p_path} (+ p.csv, p.parquet.meta.json)")
+        for _, table in runtime_table(frame):
+            console.print(table)
+        _train_and_select(p_path, model_dir, coord, address, console, err)
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            try:
+                w.wait(60)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        coord.stop(grace=2)
+    err.print(f"demo finished in {time.time() - t0:.0f} s; outputs in {out}/")
+    return 0
+
+
+def _train_and_select(p_path: Path, model_dir: Path, coord, address: str, console: Console,
+                      err: Console) -> None:
+    """Train MetaInf on the campaign's P, load it in the coordinator, ask Select."""
+    from metainf.coordinator.client import channel
+    from metainf.selector.artifact import train
+    from metainf.selector.table import PerfTable
+    from metainf.v1 import farm_pb2, farm_pb2_grpc
+
+    t0 = time.time()
+    model = train(PerfTable.load(p_path), model_dir)
+    err.print(f"[bold]MetaInf trained[/] in {time.time() - t0:.1f} s: version {model.version} "
+              f"in {model_dir}")
+    stub = farm_pb2_grpc.SelectorStub(channel(address))
+    stub.ReloadModel(farm_pb2.ReloadModelRequest(), timeout=60)
+    workload = {"dataset": "synthetic-shared-prefix", "num_prompts": 32, "batch_size": 8,
+                "max_output_tokens": 16}
+    t1 = time.perf_counter()
+    answer = stub.Select(farm_pb2.SelectRequest(
+        model="llama-tiny", hardware=[farm_pb2.HardwareOption(text=UNSEEN_GPU)],
+        workload_json=json.dumps(workload), objective="runtime"), timeout=60)
+    ms = (time.perf_counter() - t1) * 1e3
+    err.print(f"[bold]Select[/] for an unseen GPU ({UNSEEN_GPU!r}) answered in {ms:.1f} ms:")
+    from google.protobuf.json_format import MessageToDict
+    console.print_json(json.dumps(MessageToDict(answer, preserving_proto_field_name=True)))

@@ -1,0 +1,132 @@
+"""Store and scheduler: late binding, warm-engine locality, epochs, retries, idempotency."""
+
+from __future__ import annotations
+
+import pytest
+
+from metainf.coordinator import campaigns
+from metainf.coordinator.scheduler import SchedulerConfig, campaign_done, choose, next_lease
+from metainf.coordinator.store import StaleLease, Store
+
+CPU = {"kind": "cpu", "accelerator": "", "accelerator_count": 0, "accelerator_memory_gb": 0,
+       "compute_capability": "", "driver_version": "", "power_limit_w": 0,
+       "cpu_model": "Test CPU", "cpu_cores": 1, "ram_gb": 8, "isa_flags": ["avx2"]}
+GRID = {
+    "name": "t", "models": ["llama-tiny"], "methods": ["none", "cb", "pc", "cb+pc"],
+    "workloads": [{"dataset": "synthetic-shared-prefix", "num_prompts": 4, "batch_size": [2, 4],
+                   "max_output_tokens": 2}],
+    "repetitions": 2,
+}
+CONFIG = SchedulerConfig(lease_s=30, max_attempts=2)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "farm.db")
+    yield s
+    s.close()
+
+
+def add_worker(store, name="w", class_id="hw1"):
+    wid = store.register_worker(name, class_id, f"label-{class_id}", CPU, 0.1, "test")
+    return store.worker(wid)
+
+
+def done_runs(n):
+    return [{"repetition": i, "status": "done", "runtime_s": 1.0 + i} for i in range(n)]
+
+
+def test_campaign_waits_for_hardware_then_binds_late(store):
+    cid, n = campaigns.create(store, GRID)
+    assert n == 8
+    assert store.cell_counts(cid) == {}
+    w = add_worker(store)
+    lease = next_lease(store, w, "", CONFIG)
+    assert lease is not None and lease.epoch == 1
+    assert sum(store.cell_counts(cid).values()) == 8
+    w2 = add_worker(store, "w2", "hw2")
+    next_lease(store, w2, "", CONFIG)
+    assert sum(store.cell_counts(cid).values()) == 16  # a second class gets the whole grid
+
+
+def test_warm_engine_is_preferred(store):
+    campaigns.create(store, GRID)
+    w = add_worker(store)
+    first = next_lease(store, w, "", CONFIG)
+    second = next_lease(store, w, first.cell["engine_key"], CONFIG)
+    assert second.cell["engine_key"] == first.cell["engine_key"]
+
+
+def test_choose_orders_by_locality():
+    pending = [
+        {"cell_id": "a", "engine_key": "k1", "created_at": 0, "seq": 0},
+        {"cell_id": "b", "engine_key": "k2", "created_at": 0, "seq": 1},
+        {"cell_id": "c", "engine_key": "k2", "created_at": 0, "seq": 2},
+        {"cell_id": "d", "engine_key": "k3", "created_at": 0, "seq": 3},
+    ]
+    assert choose(pending, "k3", set())[0] == "d"            # warm engine first
+    assert choose(pending, "", set())[0] == "b"               # the biggest engine group
+    assert choose(pending, "", {"k2"})[0] == "a"              # not someone else's engine
+
+
+def test_two_workers_of_a_class_split_cells_without_overlap(store):
+    cid, _ = campaigns.create(store, GRID)
+    w1, w2 = add_worker(store, "a"), add_worker(store, "b")
+    seen = []
+    for _ in range(4):
+        for w in (w1, w2):
+            lease = next_lease(store, w, "", CONFIG)
+            seen.append(lease.cell["cell_id"])
+            store.record_outcome(lease.cell["cell_id"], w["worker_id"], lease.epoch, "done", "",
+                                 done_runs(2), {"engine": "vllm"}, CONFIG.max_attempts)
+    assert len(set(seen)) == 8
+    assert campaign_done(store, cid)
+    assert len(store.results(cid)) == 16
+
+
+def test_stale_epoch_is_fenced_and_reports_are_idempotent(store):
+    campaigns.create(store, GRID)
+    w1, w2 = add_worker(store, "a"), add_worker(store, "b")
+    lease = next_lease(store, w1, "", CONFIG)
+    cell_id = lease.cell["cell_id"]
+    store.expire_leases(now=lease.deadline + 1)  # w1 vanished
+    again = store.lease_cell(cell_id, w2["worker_id"], 30)
+    assert again.epoch == lease.epoch + 1
+    with pytest.raises(StaleLease):
+        store.record_outcome(cell_id, w1["worker_id"], lease.epoch, "done", "", done_runs(2),
+                             {}, 2)
+    assert store.record_outcome(cell_id, w2["worker_id"], again.epoch, "done", "",
+                                done_runs(2), {}, 2) == 2
+    assert store.record_outcome(cell_id, w2["worker_id"], again.epoch, "done", "",
+                                done_runs(2), {}, 2) == 0
+    assert len(store.query("SELECT * FROM results WHERE cell_id=?", (cell_id,))) == 2
+
+
+def test_engine_failures_retry_then_become_final_rows(store):
+    cid, _ = campaigns.create(store, GRID)
+    w = add_worker(store)
+    lease = next_lease(store, w, "", CONFIG)
+    cell_id = lease.cell["cell_id"]
+    store.record_outcome(cell_id, w["worker_id"], lease.epoch, "oom", "killed", [], {}, 2)
+    assert store.cell(cell_id)["status"] == "pending"
+    lease2 = store.lease_cell(cell_id, w["worker_id"], 30)
+    store.record_outcome(cell_id, w["worker_id"], lease2.epoch, "oom", "killed", [], {}, 2)
+    cell = store.cell(cell_id)
+    assert cell["status"] == "oom" and cell["attempts"] == 2
+    rows = store.query("SELECT status, error FROM results WHERE cell_id=?", (cell_id,))
+    assert [r["status"] for r in rows] == ["oom", "oom"]
+    assert rows[0]["error"] == "killed"
+
+
+def test_state_survives_reopening(tmp_path):
+    s = Store(tmp_path / "f.db")
+    cid, _ = campaigns.create(s, GRID)
+    w = add_worker(s)
+    lease = next_lease(s, w, "", CONFIG)
+    s.record_outcome(lease.cell["cell_id"], w["worker_id"], lease.epoch, "done", "",
+                     done_runs(2), {}, 2)
+    s.close()
+    s2 = Store(tmp_path / "f.db")
+    assert len(s2.results(cid)) == 2
+    assert s2.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
+    s2.close()

@@ -1,0 +1,108 @@
+"""Running one cell: keep the right engine warm, warm up, reset caches, measure repetitions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from metainf.methods import method_from_dict
+from metainf.worker.engines.base import Engine, EngineOptions
+from metainf.worker.metrics import EnergyMeter, MemoryMeter, nvml_handles, run_metrics
+from metainf.worker.models import resolve_model, vocab_size
+from metainf.worker.workloads import WorkloadSpec, build_requests
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What the runner needs of a leased cell (a CellSpec as plain data)."""
+
+    cell_id: str
+    model: str
+    method: str
+    flags: tuple[str, ...]
+    engine_args: dict[str, Any]
+    workload: dict[str, Any]
+    batch_size: int
+    repetitions: int
+    engine_key: str
+
+    @classmethod
+    def from_spec(cls, spec) -> Cell:
+        """Build from a farm_pb2.CellSpec."""
+        flags = tuple(f for f, on in (("cb", spec.continuous_batching),
+                                      ("pc", spec.prefix_caching),
+                                      ("cp", spec.chunked_prefill)) if on)
+        return cls(spec.cell_id, spec.model, spec.method, flags,
+                   json.loads(spec.engine_args_json or "{}"), json.loads(spec.workload_json),
+                   spec.batch_size, spec.repetitions, spec.engine_key)
+
+
+class CellRunner:
+    """Runs cells one after another, reusing the warm engine when the engine key matches."""
+
+    def __init__(self, engine_factory: Callable[[], Engine], options: EngineOptions):
+        self.engine_factory = engine_factory
+        self.options = options
+        self.engine: Engine | None = None
+        self.engine_key = ""
+        self.engine_config: dict[str, Any] = {}
+        self.weights = ""
+        self.engine_starts = 0
+        self._nvml = nvml_handles() if options.device == "gpu" else []
+
+    def _ensure_engine(self, cell: Cell) -> float:
+        """Start the cell's engine unless it is already warm; return seconds spent starting."""
+        if self.engine is not None and self.engine_key == cell.engine_key:
+            return 0.0
+        self.close()
+        method = method_from_dict({"name": cell.method, "flags": list(cell.flags),
+                                   "engine_args": cell.engine_args})
+        model = resolve_model(cell.model)
+        t0 = time.perf_counter()
+        engine = self.engine_factory()
+        started_with = engine.start(model, method.engine_config(), self.options)
+        self.engine, self.engine_key = engine, cell.engine_key
+        self.engine_config, self.weights = started_with, model.weights
+        self.engine_starts += 1
+        self._vocab = vocab_size(model)
+        return time.perf_counter() - t0
+
+    def run(self, cell: Cell) -> dict[str, Any]:
+        """Run a cell's repetitions; return the report fields (status, runs, engine facts)."""
+        start_s = self._ensure_engine(cell)
+        engine = self.engine
+        spec = WorkloadSpec(**cell.workload)
+        requests = build_requests(spec, self._vocab)
+        cb = "cb" in cell.flags
+        # One uncounted warm-up run of one group before the measured repetitions.
+        engine.reset_cache()
+        engine.run(requests[:cell.batch_size], cell.batch_size, cb)
+        runs = []
+        for rep in range(cell.repetitions):
+            engine.reset_cache()
+            with MemoryMeter(os.getpid(), self._nvml) as mem, EnergyMeter(self._nvml) as energy:
+                trace = engine.run(requests, cell.batch_size, cb)
+            metrics = run_metrics(trace)
+            metrics.update(repetition=rep, status="done", peak_mem_gb=mem.peak_gb,
+                           energy_j=energy.joules)
+            runs.append(metrics)
+            log.info("cell %s rep %d: %.3f s", cell.cell_id, rep, metrics["runtime_s"])
+        return {
+            "status": "done", "error": "", "runs": runs, "engine": engine.name,
+            "engine_version": engine.version(), "weights": self.weights,
+            "engine_config_json": json.dumps(self.engine_config, sort_keys=True),
+            "engine_start_s": start_s,
+        }
+
+    def close(self) -> None:
+        """Shut the warm engine down."""
+        if self.engine is not None:
+            self.engine.shutdown()
+        self.engine, self.engine_key = None, ""
