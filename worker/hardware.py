@@ -1,0 +1,283 @@
+"""The hardware probe: a worker's GPUs through NVML, its CPU share from the OS, and its class."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+
+INFERENCE_ISA_FLAGS = frozenset({
+    # x86
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512cd",
+    "avx512dq", "avx512vl", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx512vbmi",
+    "amx_bf16", "amx_fp16", "amx_int8", "amx_tile",
+    # arm
+    "neon", "asimd", "asimdhp", "asimddp", "fphp", "bf16", "i8mm", "sve", "sve2", "svebf16",
+    "svei8mm", "sme", "sme2",
+})
+"""CPU flags that change how fast inference kernels run; the profile keeps only these."""
+
+CLASS_FIELDS_GPU = ("kind", "accelerator", "accelerator_count", "accelerator_memory_gb",
+                    "compute_capability")
+CLASS_FIELDS_CPU = ("kind", "cpu_model", "cpu_cores", "ram_gb", "isa_flags")
+"""Profile fields that define a hardware class (driver and power limit never do)."""
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """Parse a CPU list such as '0-3,6' into sorted core ids this process may use."""
+    cpus: set[int] = set()
+    if not text or not text.strip():
+        raise ValueError("cpu list is empty: give core ids such as '0-3,6'")
+    for part in text.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise ValueError(f"bad cpu list item {part!r} in {text!r}: use ids and ranges "
+                             f"such as '0-3,6'")
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) is not None else low
+        if high < low:
+            raise ValueError(f"bad cpu range {part!r} in {text!r}: the end is below the start")
+        cpus.update(range(low, high + 1))
+    usable = _usable_cpus()
+    outside = sorted(cpus - usable)
+    if outside:
+        raise ValueError(f"cpu(s) {outside} are outside this machine's usable cpus "
+                         f"{_format_cpus(sorted(usable))}")
+    return sorted(cpus)
+
+
+def _usable_cpus() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return set(range(os.cpu_count() or 1))
+
+
+def _format_cpus(cpus: list[int]) -> str:
+    ranges, start = [], None
+    for i, cpu in enumerate(cpus):
+        if start is None:
+            start = cpu
+        if i + 1 == len(cpus) or cpus[i + 1] != cpu + 1:
+            ranges.append(f"{start}" if start == cpu else f"{start}-{cpu}")
+            start = None
+    return ",".join(ranges)
+
+
+def probe(cpus: list[int] | None = None) -> dict[str, Any]:
+    """The HardwareProfile fields of this machine, for a worker limited to `cpus` if given."""
+    profile = {
+        "kind": "cpu",
+        "accelerator": "",
+        "accelerator_count": 0,
+        "accelerator_memory_gb": 0.0,
+        "compute_capability": "",
+        "driver_version": "",
+        "power_limit_w": 0.0,
+    }
+    gpus = _probe_gpus()
+    if gpus:
+        profile.update(gpus)
+    info = _cpuinfo()
+    usable = len(cpus) if cpus else len(_usable_cpus())
+    machine = _machine_cores()
+    profile.update({
+        "cpu_model": _cpu_model(info),
+        "cpu_cores": usable,
+        "ram_gb": round(_total_ram_bytes() / GIB * min(1.0, usable / machine), 2),
+        "isa_flags": _isa_flags(info),
+    })
+    return profile
+
+
+# --------------------------------------------------------------------------- GPUs
+
+
+def _probe_gpus() -> dict[str, Any] | None:
+    """GPU fields from NVML, or None when there is no NVML library, no GPU or any NVML error."""
+    try:
+        import pynvml
+    except ImportError:
+        log.debug("pynvml is not installed: no GPU probe")
+        return None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        log.debug("no NVML (%s): probing as a CPU worker", exc)
+        return None
+    try:
+        handles = _visible_handles(pynvml)
+        if not handles:
+            return None
+        names = [_text(pynvml.nvmlDeviceGetName(h)) for h in handles]
+        if len(set(names)) > 1:
+            log.warning("mixed GPU models %s: profiling as %s", sorted(set(names)), names[0])
+        first = handles[0]
+        memory = pynvml.nvmlDeviceGetMemoryInfo(first).total / GIB
+        major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(first)
+        try:
+            power_w = pynvml.nvmlDeviceGetEnforcedPowerLimit(first) / 1000.0
+        except pynvml.NVMLError:
+            power_w = 0.0
+        return {
+            "kind": "gpu",
+            "accelerator": names[0],
+            "accelerator_count": len(handles),
+            "accelerator_memory_gb": round(memory, 2),
+            "compute_capability": f"{major}.{minor}",
+            "driver_version": _text(pynvml.nvmlSystemGetDriverVersion()),
+            "power_limit_w": round(power_w, 1),
+        }
+    except pynvml.NVMLError as exc:
+        log.debug("NVML error while probing GPUs (%s): probing as a CPU worker", exc)
+        return None
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except pynvml.NVMLError:
+            pass
+
+
+def _visible_handles(pynvml: Any) -> list[Any]:
+    """Handles of the GPUs this process may use (CUDA_VISIBLE_DEVICES when set)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+    handles = []
+    for item in (v.strip() for v in visible.split(",")):
+        if not item:
+            continue
+        if item.isdigit():
+            handles.append(pynvml.nvmlDeviceGetHandleByIndex(int(item)))
+        elif item.startswith(("GPU-", "MIG-")):
+            handles.append(pynvml.nvmlDeviceGetHandleByUUID(item))
+        else:  # CUDA stops at the first invalid entry
+            break
+    return handles
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --------------------------------------------------------------------------- CPU
+
+
+def _cpuinfo() -> dict[str, str]:
+    """First value of each key of /proc/cpuinfo (empty off Linux)."""
+    info: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            info.setdefault(key.strip(), value.strip())
+    return info
+
+
+def _cpu_model(info: Mapping[str, str]) -> str:
+    for key in ("model name", "Model Name", "cpu model", "Hardware"):
+        if info.get(key):
+            return info[key]
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _isa_flags(info: Mapping[str, str]) -> list[str]:
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    return sorted(flags & INFERENCE_ISA_FLAGS)
+
+
+def _machine_cores() -> int:
+    """Cores of the machine whose RAM `_total_ram_bytes` counts."""
+    if _cgroup_memory_limit() is not None:  # a container: its RAM goes with its own cores
+        return max(1, len(_usable_cpus()))
+    return max(1, os.cpu_count() or 1, len(_usable_cpus()))
+
+
+def _total_ram_bytes() -> int:
+    """Physical RAM, or the container's memory limit when that is lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        import psutil
+
+        total = psutil.virtual_memory().total
+    limit = _cgroup_memory_limit()
+    return min(total, limit) if limit is not None else total
+
+
+def _cgroup_memory_limit() -> int | None:
+    """The cgroup (v2 or v1) memory limit in bytes, or None when there is none."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:
+            return int(text)
+    return None
+
+
+# --------------------------------------------------------------------------- classes
+
+
+def class_fields(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile fields that define its hardware class, memory rounded to whole GiB."""
+    if profile.get("kind") == "gpu":
+        return {
+            "kind": "gpu",
+            "accelerator": str(profile.get("accelerator", "")),
+            "accelerator_count": int(profile.get("accelerator_count", 0)),
+            "accelerator_memory_gb": round(float(profile.get("accelerator_memory_gb", 0.0))),
+            "compute_capability": str(profile.get("compute_capability", "")),
+        }
+    return {
+        "kind": str(profile.get("kind", "cpu")),
+        "cpu_model": str(profile.get("cpu_model", "")),
+        "cpu_cores": int(profile.get("cpu_cores", 0)),
+        "ram_gb": round(float(profile.get("ram_gb", 0.0))),
+        "isa_flags": sorted(str(f) for f in profile.get("isa_flags", ())),
+    }
+
+
+def _slug(text: str) -> str:
+    text = re.sub(r"\((?:R|TM|tm|r)\)", "", text)
+    text = re.sub(r"@.*$", "", text)
+    text = re.sub(r"\b(?:CPU|Processor|\d+-Core)\b", "", text, flags=re.IGNORECASE)
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
+
+
+def hardware_class(profile: Mapping[str, Any]) -> tuple[str, str]:
+    """(class_id, label) of a profile: a short hash of its class fields and a readable name.
+
+    A GPU worker's class is its accelerators (model, count, memory, compute capability);
+    a CPU worker's is its CPU model, usable cores, RAM share and ISA flags. Driver version,
+    power limit and worker name never change the class.
+    """
+    fields = class_fields(profile)
+    blob = json.dumps(fields, sort_keys=True)
+    class_id = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    if fields["kind"] == "gpu":
+        name = _slug(fields["accelerator"])
+        memory = f"{fields['accelerator_memory_gb']}gb"
+        if not re.search(r"\d+gb", name):
+            name = f"{name}-{memory}"
+        label = f"gpu-{name}-x{fields['accelerator_count']}"
+    else:
+        # CPU model names hide generations ("AMD EPYC"), so a hash of the class keeps
+        # labels of different classes apart.
+        label = f"cpu-{_slug(fields['cpu_model'])}-{fields['cpu_cores']}c-{class_id[:4]}"
+    return class_id, label
