@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 
+from metainf.coordinator.auth import TokenClientInterceptor, read_client_token
 from metainf.coordinator.export import rows_to_frame, write_p
 from metainf.coordinator.grid import load_grid_file
 from metainf.coordinator.server import MAX_MESSAGE_BYTES
@@ -19,16 +20,22 @@ DEFAULT_DEADLINE_S = 30.0
 EXPORT_DEADLINE_S = 300.0
 
 
-def token_path(token_file: str | None) -> str | None:
-    """The token file to use: the flag, else METAINF_TOKEN_FILE, else none."""
-    return token_file or os.environ.get("METAINF_TOKEN_FILE") or None
+def channel(address: str, token_file: str | None = None,
+            tls_ca: str | None = None) -> grpc.Channel:
+    """A channel to the coordinator: size limits, the farm token if any, TLS if a CA is given.
 
-
-def channel(address: str, token_file: str | None = None) -> grpc.Channel:
-    """An insecure channel to the coordinator with the farm's message size limits."""
+    The token comes from `token_file`, else the METAINF_TOKEN_FILE environment variable.
+    """
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
-    return grpc.insecure_channel(address, options=options)
+    tls_ca = tls_ca or os.environ.get("METAINF_TLS_CA")
+    if tls_ca:
+        creds = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+        ch = grpc.secure_channel(address, creds, options=options)
+    else:
+        ch = grpc.insecure_channel(address, options=options)
+    token = read_client_token(token_file)
+    return grpc.intercept_channel(ch, TokenClientInterceptor(token)) if token else ch
 
 
 def coordinator_stub(address: str, token_file: str | None = None) -> farm_pb2_grpc.CoordinatorStub:

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from metainf.methods import Method, MethodError, engine_key, parse_methods
-from metainf.worker.models import ModelError, known_models
+from metainf.worker.models import known_models
 from metainf.worker.workloads import WorkloadError, WorkloadSpec, materialize, workload_label
 
 
@@ -162,7 +162,7 @@ def load_grid_file(path: str | Path) -> Grid:
 
 
 def expand(grid: Grid) -> list[CellTemplate]:
-    """Every cell of the grid for one hardware class: model x method x workload x batch x replica."""
+    """Every cell of a grid for one hardware class: model x method x workload x batch x replica."""
     methods = grid.parsed_methods()
     cells = []
     for model in grid.models:

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from metainf.coordinator.auth import TokenAuthInterceptor, load_tokens
 from metainf.coordinator.scheduler import SchedulerConfig
 from metainf.coordinator.service import CoordinatorServicer
 from metainf.coordinator.store import Store
@@ -36,6 +37,10 @@ class ServerConfig:
     port: int = 50051
     model_dir: Path | None = None
     reflection: bool = True
+    token_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
     max_workers: int = 16
     scheduler: SchedulerConfig = SchedulerConfig()
 
@@ -67,11 +72,14 @@ def create_server(config: ServerConfig) -> Coordinator:
     """Build and start the server on config.host:config.port (0 = any free port)."""
     from metainf.selector.service import SelectorServicer
 
+    interceptors = []
+    if config.token_file:
+        interceptors.append(TokenAuthInterceptor(load_tokens(config.token_file)))
     store = Store(config.db)
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers),
-                         options=options)
+                         options=options, interceptors=interceptors)
     farm_pb2_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(store, config.scheduler), server)
     farm_pb2_grpc.add_SelectorServicer_to_server(
@@ -81,7 +89,11 @@ def create_server(config: ServerConfig) -> Coordinator:
     if config.reflection:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert:
+        port = server.add_secure_port(address, server_credentials(config))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {config.host}:{config.port}")
     server.start()
@@ -90,12 +102,24 @@ def create_server(config: ServerConfig) -> Coordinator:
     return Coordinator(server, port, store, health_servicer)
 
 
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials:
+    """TLS with the server certificate; mutual TLS when a client CA is given."""
+    if not config.tls_key:
+        raise ValueError("--tls-key: required with --tls-cert")
+    ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=ca, require_client_auth=ca is not None)
+
+
 def serve(config: ServerConfig) -> None:
     """Run the coordinator until SIGTERM or SIGINT, then stop gracefully."""
     coordinator = create_server(config)
-    if config.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("coordinator listens on %s without --token-file: anyone who can reach "
-                    "it may register workers and write results", config.host)
+    if not config.token_file:
+        loopback = config.host in ("127.0.0.1", "localhost", "::1")
+        (log.info if loopback else log.warning)(
+            "coordinator runs open (no --token-file): anyone who can reach %s may register "
+            "workers and write results", config.host)
     log.info("coordinator listening on %s:%d (db %s)", config.host, coordinator.port,
              config.db)
     stop = threading.Event()

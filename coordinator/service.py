@@ -12,9 +12,10 @@ from typing import Any
 import grpc
 
 from metainf.coordinator import campaigns
+from metainf.coordinator.auth import current_identity
 from metainf.coordinator.grid import GridError
 from metainf.coordinator.scheduler import SchedulerConfig, campaign_done, next_lease
-from metainf.coordinator.store import METRIC_COLUMNS, NotFound, StaleLease, Store
+from metainf.coordinator.store import METRIC_COLUMNS, NotFound, NotHolder, StaleLease, Store
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 from metainf.worker.hardware import hardware_class
 
@@ -71,9 +72,9 @@ def _run_dict(run: farm_pb2.RunResult) -> dict[str, Any]:
 class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
     """Implements metainf.v1.Coordinator over a Store."""
 
-    def __init__(self, store: Store, config: SchedulerConfig = SchedulerConfig()):
+    def __init__(self, store: Store, config: SchedulerConfig | None = None):
         self.store = store
-        self.config = config
+        self.config = config or SchedulerConfig()
 
     # -- workers ----------------------------------------------------------------------
 
@@ -92,18 +93,33 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         class_id, label = hardware_class(profile)
         name = request.name or label
         worker_id = self.store.register_worker(name, class_id, label, profile,
-                                               request.price_per_hour, request.engine_version)
+                                               request.price_per_hour, request.engine_version,
+                                               current_identity.get().operator)
         log.info("worker %s registered as %s (%s)", name, worker_id, label)
         return farm_pb2.RegisterWorkerResponse(
             worker_id=worker_id, hardware_class=class_id, hardware_label=label,
             heartbeat_interval_s=self.config.heartbeat_interval_s)
 
+    def _own_worker(self, worker_id: str, context: grpc.ServicerContext) -> dict[str, Any]:
+        """The worker row, if the caller may act for it (its operator or an admin)."""
+        try:
+            worker = self.store.worker(worker_id)
+        except NotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        identity = current_identity.get()
+        if identity.role == "worker" and worker["operator"] != identity.operator:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"worker {worker_id} belongs to another operator")
+        return worker
+
     def Heartbeat(self, request, context):
         """Renew the worker's liveness and its running cell's lease."""
         try:
-            self.store.touch_worker(request.worker_id)
+            self.store.worker(request.worker_id)
         except NotFound:
             return farm_pb2.HeartbeatResponse(known=False)
+        self._own_worker(request.worker_id, context)
+        self.store.touch_worker(request.worker_id)
         abort = False
         if request.cell_id:
             abort = not self.store.renew_lease(request.cell_id, request.worker_id,
@@ -112,11 +128,9 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
 
     def LeaseCell(self, request, context):
         """Hand the worker its next cell, preferring its warm engine."""
-        try:
-            self.store.touch_worker(request.worker_id, request.warm_engine_key)
-            worker = self.store.worker(request.worker_id)
-        except NotFound as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        self._own_worker(request.worker_id, context)
+        self.store.touch_worker(request.worker_id, request.warm_engine_key)
+        worker = self.store.worker(request.worker_id)
         lease = next_lease(self.store, worker, request.warm_engine_key, self.config)
         if lease is None:
             return farm_pb2.LeaseCellResponse(retry_after_s=self.config.idle_retry_s)
@@ -150,6 +164,7 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                 json.loads(request.engine_config_json)
             except ValueError:
                 _abort_invalid(context, "engine_config_json: not valid JSON")
+        self._own_worker(request.worker_id, context)
         try:
             cell = self.store.cell(request.cell_id)
         except NotFound as exc:
@@ -173,6 +188,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                 self.config.max_attempts)
         except StaleLease as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except NotHolder as exc:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         log.info("cell %s reported %s by %s (%d rows)", request.cell_id, request.status,
                  request.worker_id, stored)
         return farm_pb2.ReportResultResponse(stored=stored)

@@ -1,4 +1,4 @@
-"""The farm's state in one SQLite file (WAL, synchronous=FULL): workers, campaigns, cells, results."""
+"""The farm's state in one SQLite file (WAL, synchronous=FULL): workers, campaigns, cells."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS workers (
     engine_version TEXT NOT NULL DEFAULT '',
     registered_at REAL NOT NULL,
     last_heartbeat REAL NOT NULL,
-    warm_engine_key TEXT NOT NULL DEFAULT ''
+    warm_engine_key TEXT NOT NULL DEFAULT '',
+    operator TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS campaigns (
     campaign_id TEXT PRIMARY KEY,
@@ -102,7 +103,11 @@ class NotFound(LookupError):
 
 
 class StaleLease(RuntimeError):
-    """A report or heartbeat for a lease the worker no longer holds."""
+    """A report for a lease that has moved on (an older epoch: a zombie worker)."""
+
+
+class NotHolder(PermissionError):
+    """A report for a cell leased to another worker at this epoch, or never leased."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,7 @@ class Store:
     # -- workers and hardware -------------------------------------------------------
 
     def register_worker(self, name: str, class_id: str, label: str, profile: dict,
-                        price_per_hour: float, engine_version: str) -> str:
+                        price_per_hour: float, engine_version: str, operator: str = "") -> str:
         """Store a new worker (and its hardware class if new); return the worker id."""
         worker_id = new_id("w")
         now = time.time()
@@ -174,8 +179,10 @@ class Store:
                 (class_id, label, blob, price_per_hour))
             tx.execute(
                 "INSERT INTO workers(worker_id, name, class_id, profile_json, price_per_hour, "
-                "engine_version, registered_at, last_heartbeat) VALUES (?,?,?,?,?,?,?,?)",
-                (worker_id, name, class_id, blob, price_per_hour, engine_version, now, now))
+                "engine_version, registered_at, last_heartbeat, operator) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (worker_id, name, class_id, blob, price_per_hour, engine_version, now, now,
+                 operator))
         return worker_id
 
     def worker(self, worker_id: str) -> dict[str, Any]:
@@ -342,9 +349,13 @@ class Store:
             if cell["status"] in FINAL_STATUSES and cell["worker_id"] == worker_id \
                     and cell["epoch"] == epoch:
                 return 0  # the same report again: already stored
+            if epoch < cell["epoch"]:
+                raise StaleLease(
+                    f"cell {cell_id}: epoch {epoch} is stale, the cell was leased again "
+                    f"(epoch {cell['epoch']}); this result is not stored")
             if cell["status"] != "leased" or cell["worker_id"] != worker_id \
                     or cell["epoch"] != epoch:
-                raise StaleLease(
+                raise NotHolder(
                     f"cell {cell_id} is not leased to worker {worker_id} at epoch {epoch} "
                     f"(status {cell['status']}, epoch {cell['epoch']})")
             attempts = cell["attempts"] + (status in ("failed", "oom"))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import grpc
 
+from metainf.coordinator.auth import TokenFileError
+
 log = logging.getLogger("metainf")
 
 
@@ -27,11 +29,29 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _run_coordinator(args: argparse.Namespace) -> int:
+    from metainf.coordinator.auth import TokenFileError, load_tokens
+    from metainf.coordinator.scheduler import SchedulerConfig
     from metainf.coordinator.server import ServerConfig, serve
 
+    def path(value):
+        return Path(value) if value else None
+
+    if args.tls_cert and not args.tls_key:
+        raise CliError("--tls-key: required with --tls-cert")
+    if args.token_file:
+        try:
+            load_tokens(args.token_file)
+        except TokenFileError as exc:
+            raise CliError(f"--token-file: {exc}") from None
+    if args.lease_s <= 0 or args.heartbeat_s <= 0 or args.heartbeat_s >= args.lease_s:
+        raise CliError("--heartbeat-s: must be > 0 and shorter than --lease-s")
     serve(ServerConfig(db=Path(args.db), host=args.host, port=args.port,
-                       model_dir=Path(args.model_dir) if args.model_dir else None,
-                       reflection=not args.no_reflection))
+                       model_dir=path(args.model_dir), reflection=not args.no_reflection,
+                       token_file=path(args.token_file), tls_cert=path(args.tls_cert),
+                       tls_key=path(args.tls_key), tls_client_ca=path(args.tls_client_ca),
+                       scheduler=SchedulerConfig(lease_s=args.lease_s,
+                                                 heartbeat_interval_s=args.heartbeat_s,
+                                                 max_attempts=args.max_attempts)))
     return 0
 
 
@@ -123,6 +143,8 @@ def _client_flags(p: argparse.ArgumentParser, coordinator_required: bool = True)
                    help="address of the coordinator")
     p.add_argument("--token-file", default=os.environ.get("METAINF_TOKEN_FILE"),
                    help="file holding the farm token (or METAINF_TOKEN_FILE)")
+    p.add_argument("--tls-ca", default=os.environ.get("METAINF_TLS_CA"),
+                   help="CA certificate (PEM) of a TLS coordinator (or METAINF_TLS_CA)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--model-dir", help="trained MetaInf models to answer Select from")
     p.add_argument("--no-reflection", action="store_true", help="turn server reflection off")
+    p.add_argument("--token-file", help="tokens with roles ('TOKEN ROLE OPERATOR' per line); "
+                                        "without it the farm runs open")
+    p.add_argument("--tls-cert", help="server certificate (PEM) to serve TLS")
+    p.add_argument("--tls-key", help="server private key (PEM)")
+    p.add_argument("--tls-client-ca", help="CA (PEM) that client certificates must chain to "
+                                           "(mutual TLS)")
+    p.add_argument("--lease-s", type=float, default=30.0, help="lease deadline in seconds")
+    p.add_argument("--heartbeat-s", type=float, default=10.0, help="worker heartbeat interval")
+    p.add_argument("--max-attempts", type=int, default=3,
+                   help="engine failures before a cell's outcome is final")
     p.set_defaults(func=_run_coordinator)
 
     p = sub.add_parser("worker", help="register this machine and run cells")
@@ -190,10 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    if getattr(args, "tls_ca", None):
+        os.environ["METAINF_TLS_CA"] = args.tls_ca  # every channel of this process uses it
     try:
         return args.func(args)
     except CliError as exc:
         print(f"metainf: {exc}", file=sys.stderr)
+        return 2
+    except TokenFileError as exc:
+        print(f"metainf: --token-file: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:
         print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def generate(out_dir: Path = ROOT) -> None:
     """Run protoc over every .proto under protos/, writing _pb2, _pb2_grpc and .pyi."""
-    protos = sorted(str(p.relative_to(ROOT / "protos")) for p in (ROOT / "protos").rglob("*.proto"))
+    root = ROOT / "protos"
+    protos = sorted(str(p.relative_to(root)) for p in root.rglob("*.proto"))
     include = str(Path(protoc.__file__).parent / "_proto")
     args = [
         "protoc",
@@ -26,7 +27,7 @@ def generate(out_dir: Path = ROOT) -> None:
     if protoc.main(args) != 0:
         sys.exit("protoc failed")
     init = out_dir / "metainf" / "v1" / "__init__.py"
-    init.write_text('"""Generated gRPC code for the metainf.v1 wire API (scripts/gen_protos.py)."""\n')
+    init.write_text('"""Generated gRPC code of the metainf.v1 API (scripts/gen_protos.py)."""\n')
 
 
 if __name__ == "__main__":

@@ -118,7 +118,9 @@ class EnergyMeter:
         if self.handles:
             import pynvml
             try:
-                return sum(pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self.handles) / 1e3
+                millijoules = sum(pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
+                                  for h in self.handles)
+                return millijoules / 1e3
             except pynvml.NVMLError:
                 return None
         if self.rapl:

@@ -1,1 +1,1 @@
-"""Generated gRPC code for the metainf.v1 wire API (scripts/gen_protos.py)."""
+"""Generated gRPC code of the metainf.v1 API (scripts/gen_protos.py)."""

@@ -96,7 +96,8 @@ def test_full_cell_cycle_and_export(stub, address, tmp_path):
     (lambda r: r.runs[0].__setattr__("peak_mem_gb", -1.0), "INVALID_ARGUMENT", "peak_mem_gb"),
     (lambda r: r.__setattr__("status", "great"), "INVALID_ARGUMENT", "status"),
     (lambda r: r.__setattr__("cell_id", "nope"), "NOT_FOUND", "nope"),
-    (lambda r: r.__setattr__("epoch", 99), "FAILED_PRECONDITION", "epoch"),
+    (lambda r: r.__setattr__("epoch", 99), "PERMISSION_DENIED", "not leased to"),
+    (lambda r: r.__setattr__("worker_id", "w-ghost"), "NOT_FOUND", "w-ghost"),
 ])
 def test_bad_reports_are_refused_and_store_nothing(stub, mutate, code, text):
     submit(stub)

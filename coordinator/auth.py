@@ -1,0 +1,195 @@
+"""Tokens with roles: a server interceptor that authenticates and authorises every RPC.
+
+A token file holds one token per line: ``TOKEN ROLE OPERATOR`` (``#`` starts a comment).
+Roles: ``worker`` (register, heartbeat, lease, report), ``client`` (select, status,
+export, list workers), ``admin`` (everything, campaigns and model reload included).
+Health and reflection never need a token. Tokens are compared in constant time and
+never logged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+ROLES = ("worker", "client", "admin")
+
+METHOD_ROLES: dict[str, tuple[str, ...]] = {
+    "/metainf.v1.Coordinator/RegisterWorker": ("worker", "admin"),
+    "/metainf.v1.Coordinator/Heartbeat": ("worker", "admin"),
+    "/metainf.v1.Coordinator/LeaseCell": ("worker", "admin"),
+    "/metainf.v1.Coordinator/ReportResult": ("worker", "admin"),
+    "/metainf.v1.Coordinator/SubmitCampaign": ("admin",),
+    "/metainf.v1.Coordinator/GetCampaignStatus": ("client", "admin"),
+    "/metainf.v1.Coordinator/ExportResults": ("client", "admin"),
+    "/metainf.v1.Coordinator/ListWorkers": ("client", "admin"),
+    "/metainf.v1.Selector/Select": ("client", "admin"),
+    "/metainf.v1.Selector/ReloadModel": ("admin",),
+}
+"""Which roles may call each RPC; a method not listed here needs no token."""
+
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class TokenFileError(ValueError):
+    """A token file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: their role and operator (anonymous when the farm runs open)."""
+
+    role: str
+    operator: str
+
+
+ANONYMOUS = Identity(role="admin", operator="")
+current_identity: contextvars.ContextVar[Identity] = contextvars.ContextVar(
+    "current_identity", default=ANONYMOUS)
+"""The caller of the RPC being served (set by the interceptor)."""
+
+
+def load_tokens(path: str | Path) -> dict[str, Identity]:
+    """Read a server token file: token -> identity."""
+    path = Path(path)
+    if not path.is_file():
+        raise TokenFileError(f"token file not found: {path}")
+    tokens: dict[str, Identity] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 3 or parts[1] not in ROLES:
+            raise TokenFileError(f"{path}:{n}: expected 'TOKEN ROLE OPERATOR' with ROLE one of "
+                                 f"{', '.join(ROLES)}")
+        if len(parts[0]) < 16:
+            raise TokenFileError(f"{path}:{n}: token too short (use at least 16 characters)")
+        tokens[parts[0]] = Identity(role=parts[1], operator=parts[2])
+    if not tokens:
+        raise TokenFileError(f"{path}: no tokens")
+    return tokens
+
+
+def read_client_token(token_file: str | None) -> str | None:
+    """The token a client sends: first field of the first line of its token file."""
+    path = token_file or os.environ.get("METAINF_TOKEN_FILE")
+    if not path:
+        return None
+    try:
+        for line in Path(path).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                return line.split()[0]
+    except OSError as exc:
+        raise TokenFileError(f"cannot read token file {path}: {exc.strerror}") from None
+    raise TokenFileError(f"token file {path} holds no token")
+
+
+def _deny(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    def abort(request, context):
+        context.abort(code, message)
+
+    def abort_stream(request, context):
+        context.abort(code, message)
+        yield  # pragma: no cover
+
+    return abort, abort_stream
+
+
+class TokenAuthInterceptor(grpc.ServerInterceptor):
+    """Checks the bearer token and the caller's role on every RPC but health and reflection."""
+
+    def __init__(self, tokens: dict[str, Identity]):
+        self._tokens = list(tokens.items())
+
+    def _identify(self, metadata) -> Identity | None:
+        sent = ""
+        for key, value in metadata or ():
+            if key == "authorization" and value.startswith("Bearer "):
+                sent = value[len("Bearer "):]
+        found = None
+        for token, identity in self._tokens:  # constant time, whichever token matches
+            if hmac.compare_digest(token.encode(), sent.encode()):
+                found = identity
+        return found
+
+    def intercept_service(self, continuation, handler_call_details):
+        """Authenticate, authorise, then serve with the caller's identity in context."""
+        method = handler_call_details.method
+        handler = continuation(handler_call_details)
+        if handler is None or method.startswith(OPEN_PREFIXES) or method not in METHOD_ROLES:
+            return handler
+        identity = self._identify(handler_call_details.invocation_metadata)
+        if identity is None:
+            problem = (grpc.StatusCode.UNAUTHENTICATED,
+                       "missing or unknown token: pass --token-file (or METAINF_TOKEN_FILE)")
+        elif identity.role not in METHOD_ROLES[method]:
+            problem = (grpc.StatusCode.PERMISSION_DENIED,
+                       f"role {identity.role} may not call {method.rsplit('/', 1)[-1]}")
+        else:
+            problem = None
+        return _wrap(handler, identity, problem)
+
+
+def _wrap(handler: grpc.RpcMethodHandler, identity: Identity | None, problem):
+    """The same handler, refusing with `problem` or running under `identity`."""
+    if problem is not None:
+        unary, stream = _deny(*problem)
+        behaviour = stream if handler.response_streaming else unary
+    else:
+        inner = handler.unary_stream if handler.response_streaming else handler.unary_unary
+
+        def behaviour(request, context, _inner=inner):
+            token = current_identity.set(identity)
+            try:
+                result = _inner(request, context)
+                if handler.response_streaming:
+                    result = list(result)
+                return iter(result) if handler.response_streaming else result
+            finally:
+                current_identity.reset(token)
+
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            behaviour, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+    return grpc.unary_unary_rpc_method_handler(
+        behaviour, request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer)
+
+
+class TokenClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer TOKEN` to every call of a channel."""
+
+    def __init__(self, token: str):
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def _details(self, details):
+        return _Details(details.method, details.timeout,
+                        tuple(details.metadata or ()) + self._metadata, details.credentials,
+                        getattr(details, "wait_for_ready", None),
+                        getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        """Unary calls."""
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        """Server-streaming calls."""
+        return continuation(self._details(client_call_details), request)
+
+
+@dataclass(frozen=True)
+class _Details(grpc.ClientCallDetails):
+    method: str
+    timeout: float | None
+    metadata: tuple
+    credentials: object
+    wait_for_ready: bool | None
+    compression: object

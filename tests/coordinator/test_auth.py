@@ -1,0 +1,169 @@
+"""Tokens with roles and TLS, through real servers and real clients."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from metainf.coordinator.auth import TokenFileError, load_tokens
+from metainf.coordinator.client import channel
+from metainf.coordinator.server import ServerConfig, create_server
+from metainf.v1 import farm_pb2, farm_pb2_grpc
+
+TOKENS = {
+    "admin": "admin-token-0123456789 admin ops",
+    "client": "client-token-0123456789 client alice",
+    "worker_a": "worker-token-aaaaaaaaaa worker acme",
+    "worker_b": "worker-token-bbbbbbbbbb worker bolt",
+}
+GRID = {"models": ["llama-tiny"], "methods": ["none"], "repetitions": 1,
+        "workloads": [{"dataset": "synthetic-shared-prefix", "num_prompts": 2, "batch_size": 2,
+                       "max_output_tokens": 1}]}
+
+
+@pytest.fixture
+def secured(tmp_path):
+    server_tokens = tmp_path / "tokens.txt"
+    server_tokens.write_text("# farm tokens\n" + "\n".join(TOKENS.values()) + "\n")
+    files = {}
+    for name, line in TOKENS.items():
+        files[name] = tmp_path / f"{name}.token"
+        files[name].write_text(line.split()[0] + "\n")
+    coord = create_server(ServerConfig(db=tmp_path / "farm.db", port=0,
+                                       token_file=server_tokens))
+    yield f"127.0.0.1:{coord.port}", files
+    coord.stop(grace=0)
+
+
+def stub(address, token_file=None):
+    return farm_pb2_grpc.CoordinatorStub(channel(address, str(token_file) if token_file else None))
+
+
+def register(s):
+    return s.RegisterWorker(farm_pb2.RegisterWorkerRequest(
+        name="w", hardware=farm_pb2.HardwareProfile(kind="cpu", cpu_model="x", cpu_cores=1)),
+        timeout=10)
+
+
+def test_without_a_token_nothing_but_health(secured):
+    address, _ = secured
+    with pytest.raises(grpc.RpcError) as info:
+        register(stub(address))
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as info:
+        stub(address).ListWorkers(farm_pb2.ListWorkersRequest(), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    health = health_pb2_grpc.HealthStub(channel(address)).Check(
+        health_pb2.HealthCheckRequest(), timeout=5)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_wrong_token_is_unauthenticated(secured, tmp_path):
+    address, _ = secured
+    bad = tmp_path / "bad.token"
+    bad.write_text("admin-token-0123456788\n")
+    with pytest.raises(grpc.RpcError) as info:
+        register(stub(address, bad))
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_roles_limit_what_each_caller_may_do(secured):
+    address, files = secured
+    request = farm_pb2.SubmitCampaignRequest(grid_json=json.dumps(GRID))
+    for role in ("client", "worker_a"):
+        with pytest.raises(grpc.RpcError) as info:
+            stub(address, files[role]).SubmitCampaign(request, timeout=30)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert stub(address, files["admin"]).SubmitCampaign(request, timeout=30).campaign_id
+    with pytest.raises(grpc.RpcError) as info:
+        register(stub(address, files["client"]))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert stub(address, files["client"]).ListWorkers(farm_pb2.ListWorkersRequest(),
+                                                      timeout=10) is not None
+
+
+def test_a_worker_cannot_act_for_another_operators_worker(secured):
+    address, files = secured
+    admin = stub(address, files["admin"])
+    admin.SubmitCampaign(farm_pb2.SubmitCampaignRequest(grid_json=json.dumps(GRID)), timeout=30)
+    a, b = stub(address, files["worker_a"]), stub(address, files["worker_b"])
+    wid = register(a).worker_id
+    cell = a.LeaseCell(farm_pb2.LeaseCellRequest(worker_id=wid), timeout=10).cell
+    report = farm_pb2.ReportResultRequest(
+        worker_id=wid, campaign_id=cell.campaign_id, cell_id=cell.cell_id, epoch=cell.epoch,
+        status="done", runs=[farm_pb2.RunResult(repetition=0, status="done", runtime_s=1.0)])
+    with pytest.raises(grpc.RpcError) as info:
+        b.ReportResult(report, timeout=10)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as info:
+        b.LeaseCell(farm_pb2.LeaseCellRequest(worker_id=wid), timeout=10)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert a.ReportResult(report, timeout=10).stored == 1
+
+
+def test_a_refused_worker_exits_with_one_line(secured):
+    address, _ = secured
+    proc = subprocess.run(
+        [sys.executable, "-m", "metainf.cli", "worker", "--coordinator", address],
+        capture_output=True, text=True, timeout=120, env={"PATH": "", "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("UNAUTHENTICATED")
+
+
+@pytest.mark.parametrize("content, text", [
+    ("short admin ops", "too short"),
+    ("abcdefghijklmnopqrst boss ops", "ROLE"),
+    ("# nothing\n", "no tokens"),
+])
+def test_bad_token_files(tmp_path, content, text):
+    path = tmp_path / "t"
+    path.write_text(content)
+    with pytest.raises(TokenFileError, match=text):
+        load_tokens(path)
+
+
+def _self_signed(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    coord = create_server(ServerConfig(db=tmp_path / "farm.db", host="localhost", port=0,
+                                       tls_cert=cert, tls_key=key))
+    try:
+        address = f"localhost:{coord.port}"
+        ok = farm_pb2_grpc.CoordinatorStub(channel(address, tls_ca=str(cert)))
+        assert ok.ListWorkers(farm_pb2.ListWorkersRequest(), timeout=10).workers == []
+        plain = farm_pb2_grpc.CoordinatorStub(channel(address))
+        with pytest.raises(grpc.RpcError) as info:
+            plain.ListWorkers(farm_pb2.ListWorkersRequest(), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        coord.stop(grace=0)
