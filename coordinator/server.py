@@ -96,10 +96,25 @@ def create_server(config: ServerConfig) -> Coordinator:
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {config.host}:{config.port}")
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.start()
+    recover(store, config.scheduler)
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return Coordinator(server, port, store, health_servicer)
+
+
+def recover(store: Store, config: SchedulerConfig) -> None:
+    """Make a restarted coordinator's state consistent before it reports SERVING.
+
+    Leases found in flight get a fresh deadline, so workers that are still running
+    their cells can report; the workers' own retries with backoff reconnect them.
+    """
+    refreshed = store.refresh_leases(config.lease_s)
+    if refreshed:
+        log.info("recovery: %d lease(s) in flight given a fresh %.0f s deadline", refreshed,
+                 config.lease_s)
 
 
 def server_credentials(config: ServerConfig) -> grpc.ServerCredentials:

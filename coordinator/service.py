@@ -124,6 +124,9 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         if request.cell_id:
             abort = not self.store.renew_lease(request.cell_id, request.worker_id,
                                                request.epoch, self.config.lease_s)
+            if not abort:  # past its hard deadline: tell the worker to stop
+                cell = self.store.cell(request.cell_id)
+                abort = time.time() > cell["started_at"] + cell["timeout_s"]
         return farm_pb2.HeartbeatResponse(known=True, abort_cell=abort)
 
     def LeaseCell(self, request, context):

@@ -281,6 +281,13 @@ class Store:
                 "WHERE status='leased' AND lease_deadline < ?", (now,))
             return cur.rowcount
 
+    def refresh_leases(self, lease_s: float) -> int:
+        """Give every lease found in flight a fresh deadline (after a coordinator restart)."""
+        with self.transaction() as tx:
+            cur = tx.execute("UPDATE cells SET lease_deadline=? WHERE status='leased'",
+                             (time.time() + lease_s,))
+            return cur.rowcount
+
     def pending_cells(self, class_id: str, campaign_ids: list[str]) -> list[dict[str, Any]]:
         """Queued cells of one hardware class in the given campaigns, in grid order."""
         if not campaign_ids:

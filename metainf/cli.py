@@ -67,7 +67,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         raise CliError("--price-per-hour: must be >= 0")
     agent = WorkerAgent(WorkerConfig(
         coordinator=args.coordinator, name=args.name or "", cpus=cpus,
-        price_per_hour=args.price_per_hour, token_file=args.token_file,
+        price_per_hour=args.price_per_hour, token_file=args.token_file, engine=args.engine,
         max_cells=args.max_cells, exit_when_idle_s=args.exit_when_idle))
     import signal
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="label for this worker (not part of its hardware class)")
     p.add_argument("--cpus", help="cores to use, e.g. 0 or 0-3,6 (also pins the engine)")
     p.add_argument("--price-per-hour", type=float, default=0.0)
+    p.add_argument("--engine", default="vllm",
+                   help="engine plugin: a registered name or package.module:Class")
     p.add_argument("--max-cells", type=int, default=0, help="stop after N cells")
     p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
                    help="stop after this long without work")

@@ -90,7 +90,8 @@ class EngineHost:
                 self.kill()
                 if waited >= timeout_s:
                     return {"status": "timeout", "error": f"cell timeout after {waited:.0f} s"}
-                return {"status": "failed", "error": "aborted: the coordinator took the lease back"}
+                return {"status": "timeout", "error": "aborted by the coordinator: the cell "
+                                                      "passed its deadline or lost its lease"}
         try:
             kind, payload = self._conn.recv()
         except EOFError:  # the process died while (or instead of) answering

@@ -58,3 +58,15 @@ class RaisingEngine(_Base):
 
     def run(self, requests, batch_size, continuous_batching):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+
+
+class SlowEngine(_Base):
+    """Takes a fixed time per run, like a small real cell (for chaos tests)."""
+
+    seconds = 0.2
+
+    def run(self, requests, batch_size, continuous_batching):
+        t0 = time.perf_counter()
+        time.sleep(self.seconds)
+        return RunTrace(t0, time.perf_counter(), [RequestTrace(t0, [t0 + 0.01], 1)
+                                                  for _ in requests])
