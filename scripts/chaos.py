@@ -92,7 +92,7 @@ class Farm:
         self.workers: dict[str, subprocess.Popen] = {}
 
     def _cli(self, *args: str, log: str) -> subprocess.Popen:
-        out = open(self.workdir / log, "a")  # noqa: SIM115 - owned by the process
+        out = open(self.workdir / log, "a")
         return subprocess.Popen([sys.executable, "-m", "metainf.cli", *args], env=self.env,
                                 stdout=subprocess.DEVNULL, stderr=out)
 

@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+
 from metainf.worker.hardware import hardware_class, parse_cpu_list, probe
 
 PROFILE_FIELDS = {"kind", "accelerator", "accelerator_count", "accelerator_memory_gb",

@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
+
 from metainf.worker.workloads import (
     Record,
     Request,
@@ -23,7 +25,6 @@ from metainf.worker.workloads import (
     workload_label,
     workload_stats,
 )
-from pydantic import ValidationError
 
 VOCAB = 32000
 
