@@ -17,6 +17,8 @@ from pathlib import Path
 
 import grpc
 
+from metainf.coordinator.handlers import rewrap
+
 ROLES = ("worker", "client", "admin")
 
 METHOD_ROLES: dict[str, tuple[str, ...]] = {
@@ -91,17 +93,6 @@ def read_client_token(token_file: str | None) -> str | None:
     raise TokenFileError(f"token file {path} holds no token")
 
 
-def _deny(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    def abort(request, context):
-        context.abort(code, message)
-
-    def abort_stream(request, context):
-        context.abort(code, message)
-        yield  # pragma: no cover
-
-    return abort, abort_stream
-
-
 class TokenAuthInterceptor(grpc.ServerInterceptor):
     """Checks the bearer token and the caller's role on every RPC but health and reflection."""
 
@@ -126,42 +117,22 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         if handler is None or method.startswith(OPEN_PREFIXES) or method not in METHOD_ROLES:
             return handler
         identity = self._identify(handler_call_details.invocation_metadata)
-        if identity is None:
-            problem = (grpc.StatusCode.UNAUTHENTICATED,
-                       "missing or unknown token: pass --token-file (or METAINF_TOKEN_FILE)")
-        elif identity.role not in METHOD_ROLES[method]:
-            problem = (grpc.StatusCode.PERMISSION_DENIED,
-                       f"role {identity.role} may not call {method.rsplit('/', 1)[-1]}")
-        else:
-            problem = None
-        return _wrap(handler, identity, problem)
 
-
-def _wrap(handler: grpc.RpcMethodHandler, identity: Identity | None, problem):
-    """The same handler, refusing with `problem` or running under `identity`."""
-    if problem is not None:
-        unary, stream = _deny(*problem)
-        behaviour = stream if handler.response_streaming else unary
-    else:
-        inner = handler.unary_stream if handler.response_streaming else handler.unary_unary
-
-        def behaviour(request, context, _inner=inner):
+        def around(call, request, context):
+            if identity is None:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                              "missing or unknown token: pass --token-file "
+                              "(or METAINF_TOKEN_FILE)")
+            if identity.role not in METHOD_ROLES[method]:
+                context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                              f"role {identity.role} may not call {method.rsplit('/', 1)[-1]}")
             token = current_identity.set(identity)
             try:
-                result = _inner(request, context)
-                if handler.response_streaming:
-                    result = list(result)
-                return iter(result) if handler.response_streaming else result
+                return call(request, context)
             finally:
                 current_identity.reset(token)
 
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(
-            behaviour, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
-    return grpc.unary_unary_rpc_method_handler(
-        behaviour, request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer)
+        return rewrap(handler, around)
 
 
 class TokenClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):

@@ -20,6 +20,8 @@ class SchedulerConfig:
     heartbeat_interval_s: float = 10.0
     max_attempts: int = 3
     idle_retry_s: float = 2.0
+    quarantine_after: int = 3
+    """Implausible results after which a worker gets no more cells."""
 
 
 def campaign_matches(grid: dict[str, Any], worker: dict[str, Any]) -> bool:
@@ -100,7 +102,7 @@ def next_lease(store: Store, worker: dict[str, Any], warm_key: str,
     """Lease the best cell for this worker, or None when it has nothing to do."""
     store.expire_leases(time.time())
     campaign_ids = bind_campaigns(store, worker)
-    pending = store.pending_cells(worker["class_id"], campaign_ids)
+    pending = store.pending_cells(worker["class_id"], campaign_ids, worker["worker_id"])
     if not pending:
         return None
     busy = store.busy_engine_keys(worker["class_id"], worker["worker_id"])

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from metainf.coordinator.auth import TokenAuthInterceptor, load_tokens
+from metainf.coordinator.limits import ConcurrencyLimitInterceptor, Limits
 from metainf.coordinator.scheduler import SchedulerConfig
 from metainf.coordinator.service import CoordinatorServicer
 from metainf.coordinator.store import Store
@@ -41,7 +42,7 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
-    max_workers: int = 16
+    limits: Limits = Limits()
     scheduler: SchedulerConfig = SchedulerConfig()
 
 
@@ -72,13 +73,13 @@ def create_server(config: ServerConfig) -> Coordinator:
     """Build and start the server on config.host:config.port (0 = any free port)."""
     from metainf.selector.service import SelectorServicer
 
-    interceptors = []
+    interceptors: list[grpc.ServerInterceptor] = [ConcurrencyLimitInterceptor(config.limits)]
     if config.token_file:
         interceptors.append(TokenAuthInterceptor(load_tokens(config.token_file)))
     store = Store(config.db)
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers),
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.limits.threads + 4),
                          options=options, interceptors=interceptors)
     farm_pb2_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(store, config.scheduler), server)

@@ -14,6 +14,7 @@ import grpc
 from metainf.coordinator import campaigns
 from metainf.coordinator.auth import current_identity
 from metainf.coordinator.grid import GridError
+from metainf.coordinator.plausibility import check_against_class, check_runs
 from metainf.coordinator.scheduler import SchedulerConfig, campaign_done, next_lease
 from metainf.coordinator.store import METRIC_COLUMNS, NotFound, NotHolder, StaleLease, Store
 from metainf.v1 import farm_pb2, farm_pb2_grpc
@@ -131,9 +132,12 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
 
     def LeaseCell(self, request, context):
         """Hand the worker its next cell, preferring its warm engine."""
-        self._own_worker(request.worker_id, context)
+        worker = self._own_worker(request.worker_id, context)
+        if worker["quarantined"]:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          f"worker {request.worker_id} is quarantined after {worker['flags']} "
+                          f"implausible results; an operator must investigate")
         self.store.touch_worker(request.worker_id, request.warm_engine_key)
-        worker = self.store.worker(request.worker_id)
         lease = next_lease(self.store, worker, request.warm_engine_key, self.config)
         if lease is None:
             return farm_pb2.LeaseCellResponse(retry_after_s=self.config.idle_retry_s)
@@ -180,6 +184,12 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             if reps != list(range(cell["repetitions"])):
                 _abort_invalid(context, f"runs: expected repetitions 0..{cell['repetitions'] - 1},"
                                         f" got {reps}")
+        runs = [_run_dict(r) for r in request.runs]
+        if request.status == "done":
+            reason = check_runs(cell, runs) or check_against_class(
+                runs, self.store.peer_medians(cell))
+            if reason:
+                return self._flag(request, reason, context)
         engine = {"engine": request.engine, "engine_version": request.engine_version,
                   "weights": request.weights,
                   "engine_config_json": request.engine_config_json or "{}",
@@ -187,7 +197,7 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         try:
             stored = self.store.record_outcome(
                 request.cell_id, request.worker_id, request.epoch, request.status,
-                request.error, [_run_dict(r) for r in request.runs], engine,
+                request.error, runs, engine,
                 self.config.max_attempts)
         except StaleLease as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
@@ -196,6 +206,20 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         log.info("cell %s reported %s by %s (%d rows)", request.cell_id, request.status,
                  request.worker_id, stored)
         return farm_pb2.ReportResultResponse(stored=stored)
+
+    def _flag(self, request, reason: str, context) -> farm_pb2.ReportResultResponse:
+        """Keep an implausible result out of P and queue its cell for another worker."""
+        try:
+            quarantined = self.store.reject_result(request.cell_id, request.worker_id,
+                                                   request.epoch, reason,
+                                                   self.config.quarantine_after)
+        except StaleLease as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except NotHolder as exc:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        log.warning("result of cell %s by %s flagged: %s%s", request.cell_id, request.worker_id,
+                    reason, " (worker quarantined)" if quarantined else "")
+        return farm_pb2.ReportResultResponse(stored=0, flagged=reason)
 
     # -- campaigns --------------------------------------------------------------------
 
@@ -279,6 +303,7 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                 hardware_label=w["hardware_label"],
                 hardware=farm_pb2.HardwareProfile(**profile),
                 price_per_hour=w["price_per_hour"],
-                state="alive" if now - w["last_heartbeat"] < lost_after else "lost",
+                state="quarantined" if w["quarantined"] else
+                "alive" if now - w["last_heartbeat"] < lost_after else "lost",
                 last_heartbeat=w["last_heartbeat"], current_cell=w["current_cell"] or ""))
         return farm_pb2.ListWorkersResponse(workers=out)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hardware_classes (
     class_id TEXT PRIMARY KEY,
@@ -30,7 +32,9 @@ CREATE TABLE IF NOT EXISTS workers (
     registered_at REAL NOT NULL,
     last_heartbeat REAL NOT NULL,
     warm_engine_key TEXT NOT NULL DEFAULT '',
-    operator TEXT NOT NULL DEFAULT ''
+    operator TEXT NOT NULL DEFAULT '',
+    flags INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS campaigns (
     campaign_id TEXT PRIMARY KEY,
@@ -67,10 +71,18 @@ CREATE TABLE IF NOT EXISTS cells (
     attempts INTEGER NOT NULL DEFAULT 0,
     started_at REAL,
     finished_at REAL,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    avoid_worker TEXT
 );
 CREATE INDEX IF NOT EXISTS cells_by_class ON cells(class_id, status);
 CREATE INDEX IF NOT EXISTS cells_by_campaign ON cells(campaign_id, status);
+CREATE TABLE IF NOT EXISTS rejections (
+    worker_id TEXT NOT NULL,
+    cell_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS results (
     campaign_id TEXT NOT NULL,
     cell_id TEXT NOT NULL REFERENCES cells(cell_id),
@@ -117,6 +129,26 @@ class Lease:
     cell: dict[str, Any]
     epoch: int
     deadline: float
+
+
+def _held_cell(tx: sqlite3.Connection, cell_id: str, worker_id: str,
+               epoch: int) -> dict[str, Any] | None:
+    """The cell if this worker holds its lease at this epoch; None if this exact lease
+    already has a final outcome (a repeated report). Raises NotFound, StaleLease, NotHolder."""
+    row = tx.execute("SELECT * FROM cells WHERE cell_id=?", (cell_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"unknown cell_id {cell_id!r}")
+    cell = dict(row)
+    if cell["status"] in FINAL_STATUSES and cell["worker_id"] == worker_id \
+            and cell["epoch"] == epoch:
+        return None
+    if epoch < cell["epoch"]:
+        raise StaleLease(f"cell {cell_id}: epoch {epoch} is stale, the cell was leased again "
+                         f"(epoch {cell['epoch']}); this result is not stored")
+    if cell["status"] != "leased" or cell["worker_id"] != worker_id or cell["epoch"] != epoch:
+        raise NotHolder(f"cell {cell_id} is not leased to worker {worker_id} at epoch {epoch} "
+                        f"(status {cell['status']}, epoch {cell['epoch']})")
+    return cell
 
 
 def new_id(prefix: str) -> str:
@@ -288,16 +320,18 @@ class Store:
                              (time.time() + lease_s,))
             return cur.rowcount
 
-    def pending_cells(self, class_id: str, campaign_ids: list[str]) -> list[dict[str, Any]]:
-        """Queued cells of one hardware class in the given campaigns, in grid order."""
+    def pending_cells(self, class_id: str, campaign_ids: list[str],
+                      worker_id: str = "") -> list[dict[str, Any]]:
+        """Queued cells of one hardware class in the given campaigns that this worker may take."""
         if not campaign_ids:
             return []
         marks = ",".join("?" * len(campaign_ids))
         return self.query(
             f"SELECT c.cell_id, c.campaign_id, c.engine_key, c.seq, k.created_at FROM cells c "
             f"JOIN campaigns k USING (campaign_id) WHERE c.class_id=? AND c.status='pending' "
-            f"AND c.campaign_id IN ({marks}) ORDER BY k.created_at, c.seq",
-            (class_id, *campaign_ids))
+            f"AND c.campaign_id IN ({marks}) AND (c.avoid_worker IS NULL OR c.avoid_worker != ?) "
+            f"ORDER BY k.created_at, c.seq",
+            (class_id, *campaign_ids, worker_id))
 
     def busy_engine_keys(self, class_id: str, exclude_worker: str) -> set[str]:
         """Engine keys other workers of a class hold warm or are running now."""
@@ -349,22 +383,9 @@ class Store:
         """
         now = time.time()
         with self.transaction() as tx:
-            cell = tx.execute("SELECT * FROM cells WHERE cell_id=?", (cell_id,)).fetchone()
+            cell = _held_cell(tx, cell_id, worker_id, epoch)
             if cell is None:
-                raise NotFound(f"unknown cell_id {cell_id!r}")
-            cell = dict(cell)
-            if cell["status"] in FINAL_STATUSES and cell["worker_id"] == worker_id \
-                    and cell["epoch"] == epoch:
                 return 0  # the same report again: already stored
-            if epoch < cell["epoch"]:
-                raise StaleLease(
-                    f"cell {cell_id}: epoch {epoch} is stale, the cell was leased again "
-                    f"(epoch {cell['epoch']}); this result is not stored")
-            if cell["status"] != "leased" or cell["worker_id"] != worker_id \
-                    or cell["epoch"] != epoch:
-                raise NotHolder(
-                    f"cell {cell_id} is not leased to worker {worker_id} at epoch {epoch} "
-                    f"(status {cell['status']}, epoch {cell['epoch']})")
             attempts = cell["attempts"] + (status in ("failed", "oom"))
             if status in ("failed", "oom") and attempts < max_attempts:
                 tx.execute(
@@ -396,6 +417,38 @@ class Store:
                 "UPDATE cells SET status=?, attempts=?, error=?, finished_at=?, "
                 "lease_deadline=NULL WHERE cell_id=?", (status, attempts, error, now, cell_id))
         return stored
+
+    def reject_result(self, cell_id: str, worker_id: str, epoch: int, reason: str,
+                      quarantine_after: int) -> bool:
+        """Refuse a leased cell's implausible result: queue the cell for another worker,
+        count a flag against this one; return True when the worker is now quarantined."""
+        with self.transaction() as tx:
+            if _held_cell(tx, cell_id, worker_id, epoch) is None:
+                return False
+            tx.execute("INSERT INTO rejections(worker_id, cell_id, epoch, reason, at) "
+                       "VALUES (?,?,?,?,?)", (worker_id, cell_id, epoch, reason, time.time()))
+            tx.execute("UPDATE cells SET status='pending', worker_id=NULL, lease_deadline=NULL, "
+                       "avoid_worker=?, error=? WHERE cell_id=?",
+                       (worker_id, f"flagged: {reason}", cell_id))
+            tx.execute("UPDATE workers SET flags=flags+1, quarantined = (flags+1 >= ?) "
+                       "WHERE worker_id=?", (quarantine_after, worker_id))
+            row = tx.execute("SELECT quarantined FROM workers WHERE worker_id=?",
+                             (worker_id,)).fetchone()
+        return bool(row[0])
+
+    def peer_medians(self, cell: dict[str, Any]) -> list[float]:
+        """Median runtime of each other done cell of the same class, model, method,
+        workload and batch size."""
+        rows = self.query(
+            "SELECT r.cell_id, r.runtime_s FROM results r JOIN cells c USING (cell_id) "
+            "WHERE c.class_id=? AND c.model=? AND c.method=? AND c.workload_label=? "
+            "AND c.batch_size=? AND c.cell_id != ? AND r.status='done'",
+            (cell["class_id"], cell["model"], cell["method"], cell["workload_label"],
+             cell["batch_size"], cell["cell_id"]))
+        by_cell: dict[str, list[float]] = {}
+        for r in rows:
+            by_cell.setdefault(r["cell_id"], []).append(r["runtime_s"])
+        return [float(np.median(v)) for v in by_cell.values()]
 
     def results(self, campaign_id: str) -> list[dict[str, Any]]:
         """Every stored result row of a campaign joined with its cell."""

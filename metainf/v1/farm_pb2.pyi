@@ -183,10 +183,12 @@ class ReportResultRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., epoch: _Optional[int] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[RunResult, _Mapping]]] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., weights: _Optional[str] = ..., engine_config_json: _Optional[str] = ..., engine_start_s: _Optional[float] = ...) -> None: ...
 
 class ReportResultResponse(_message.Message):
-    __slots__ = ("stored",)
+    __slots__ = ("stored", "flagged")
     STORED_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_FIELD_NUMBER: _ClassVar[int]
     stored: int
-    def __init__(self, stored: _Optional[int] = ...) -> None: ...
+    flagged: str
+    def __init__(self, stored: _Optional[int] = ..., flagged: _Optional[str] = ...) -> None: ...
 
 class SubmitCampaignRequest(_message.Message):
     __slots__ = ("grid_json",)

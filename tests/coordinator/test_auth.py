@@ -9,6 +9,7 @@ import sys
 
 import grpc
 import pytest
+from farm_reports import report_for
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from metainf.coordinator.auth import TokenFileError, load_tokens
@@ -95,9 +96,7 @@ def test_a_worker_cannot_act_for_another_operators_worker(secured):
     a, b = stub(address, files["worker_a"]), stub(address, files["worker_b"])
     wid = register(a).worker_id
     cell = a.LeaseCell(farm_pb2.LeaseCellRequest(worker_id=wid), timeout=10).cell
-    report = farm_pb2.ReportResultRequest(
-        worker_id=wid, campaign_id=cell.campaign_id, cell_id=cell.cell_id, epoch=cell.epoch,
-        status="done", runs=[farm_pb2.RunResult(repetition=0, status="done", runtime_s=1.0)])
+    report = report_for(wid, cell)
     with pytest.raises(grpc.RpcError) as info:
         b.ReportResult(report, timeout=10)
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED

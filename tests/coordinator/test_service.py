@@ -7,6 +7,7 @@ import math
 
 import grpc
 import pytest
+from farm_reports import report_for
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from metainf.cli import main as cli_main
@@ -40,15 +41,7 @@ def submit(stub, grid=GRID):
 
 
 def report(stub, worker_id, cell, runtime=1.0, status="done"):
-    runs = [farm_pb2.RunResult(repetition=i, status="done", runtime_s=runtime + i,
-                               request_throughput=4 / runtime, throughput_tok_s=8 / runtime,
-                               ttft_p50_s=0.1, ttft_p99_s=0.2, itl_p50_s=0.01, itl_p99_s=0.02,
-                               peak_mem_gb=1.0)
-            for i in range(cell.repetitions)] if status == "done" else []
-    return stub.ReportResult(farm_pb2.ReportResultRequest(
-        worker_id=worker_id, campaign_id=cell.campaign_id, cell_id=cell.cell_id,
-        epoch=cell.epoch, status=status, runs=runs, engine="vllm", engine_version="test",
-        weights="dummy", engine_config_json="{}"), timeout=10)
+    return stub.ReportResult(report_for(worker_id, cell, runtime, status), timeout=10)
 
 
 def test_health_and_reflection(address):
@@ -103,10 +96,7 @@ def test_bad_reports_are_refused_and_store_nothing(stub, mutate, code, text):
     submit(stub)
     wid = register(stub).worker_id
     cell = stub.LeaseCell(farm_pb2.LeaseCellRequest(worker_id=wid)).cell
-    req = farm_pb2.ReportResultRequest(
-        worker_id=wid, campaign_id=cell.campaign_id, cell_id=cell.cell_id, epoch=cell.epoch,
-        status="done", runs=[farm_pb2.RunResult(repetition=i, status="done", runtime_s=1.0)
-                             for i in range(cell.repetitions)])
+    req = report_for(wid, cell)
     mutate(req)
     with pytest.raises(grpc.RpcError) as info:
         stub.ReportResult(req, timeout=10)
