@@ -1,0 +1,339 @@
+"""The trained MetaInf artefact: train it, save it versioned, load the newest.
+
+A model directory holds one folder per version (a short hash of data + config) and a
+``LATEST`` file naming the newest::
+
+    MODEL_DIR/LATEST
+    MODEL_DIR/<version>/manifest.json        config, mapping, metric, methods, known entities
+    MODEL_DIR/<version>/xgboost.ubj          the regressor in XGBoost's own format
+    MODEL_DIR/<version>/featurizer.joblib    fitted SVDs and scalers (sklearn parts)
+    MODEL_DIR/<version>/arrays.npz           method features, known hardware embeddings
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from metainf.selector.descriptions import Entity, format_value
+from metainf.selector.embeddings import Embedder
+from metainf.selector.features import TaskFeaturizer
+from metainf.selector.metainf import MetaInfSelector
+from metainf.selector.table import PerfTable, TableMapping
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""Layout version of a saved model folder."""
+
+NEAREST_STYLE = "rich"
+"""Description style whose embeddings decide the nearest known hardware."""
+
+KIND_MISMATCH_PENALTY = 25.0
+"""Nearest-hardware distance added between a CPU and an accelerator (5 doublings squared)."""
+
+XGB_PARAMS = ("n_estimators", "max_depth", "learning_rate", "subsample", "colsample_bytree",
+              "min_child_weight", "n_jobs")
+"""XGBoost hyper-parameters `train` accepts as keywords."""
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No trained model where one was expected."""
+
+
+def how_to_train(model_dir: str | Path | None = None) -> str:
+    """The hint given when no model is trained yet."""
+    where = str(model_dir) if model_dir else "MODEL_DIR"
+    return (f"no trained model in {where}: train one with `metainf train --data FILE "
+            f"(or --campaign ID --coordinator HOST:PORT) --out {where}` and start the "
+            f"coordinator with --model-dir {where}")
+
+
+@dataclass
+class TrainedModel:
+    """A fitted featurizer and meta-learner with what Select needs to know about the data."""
+
+    version: str
+    featurizer: TaskFeaturizer
+    selector: MetaInfSelector
+    mapping: TableMapping
+    methods: list[str]
+    method_features: np.ndarray
+    methods_by_hardware: dict[str, list[str]]
+    prices: dict[str, float | None]
+    known: dict[str, dict[str, Entity]]
+    hardware_names: list[str]
+    hardware_embeddings: np.ndarray
+    config: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def metric(self) -> str:
+        """The metric column the model predicts."""
+        return self.mapping.metric_col
+
+    @property
+    def minimize(self) -> bool:
+        """True when lower metric values are better (runtime); False for throughput."""
+        return self.mapping.minimize
+
+    def nearest_embedder(self) -> Embedder:
+        """The embedder used for descriptions (and for nearest-hardware matching)."""
+        emb = getattr(self.featurizer, "embedder_", None)
+        if emb is None:
+            if not hasattr(self, "_embedder"):
+                self._embedder = Embedder(self.config.get("embedder_path"))
+            emb = self._embedder
+        return emb
+
+    def nearest_hardware(self, entity: Entity) -> str | None:
+        """The known hardware most like an unseen one (None when the table has none).
+
+        Distance is taken in the hardware embedding space: the squared distance of the
+        unit-norm embeddings of the rich descriptions, plus the mean squared difference
+        in doublings of the facts both sides state (memory, bandwidth, TFLOPS, cores),
+        plus a large penalty when one is a CPU and the other an accelerator. Stated
+        numbers thus outweigh wording, and a name with no numbers matches by its text.
+        """
+        if not self.hardware_names:
+            return None
+        if "nearest" not in self.cache:
+            self.cache["nearest"] = np.array([_signature(self.known["hardware"][h].facts)
+                                              for h in self.hardware_names])
+        known = self.cache["nearest"]
+        vec = self.nearest_embedder().encode([entity.text(NEAREST_STYLE)])[0]
+        emb = self.hardware_embeddings
+        d_emb = np.sum((emb / np.linalg.norm(emb, axis=1, keepdims=True)
+                        - vec / (np.linalg.norm(vec) + 1e-12)) ** 2, axis=1)
+        mine = _signature(entity.facts)
+        diff = (known[:, :-1] - mine[:-1]) ** 2
+        have = np.isfinite(diff)
+        d_facts = np.where(have, diff, 0.0).sum(axis=1) / np.maximum(have.sum(axis=1), 1)
+        kind = np.where(np.isfinite(known[:, -1]) & np.isfinite(mine[-1])
+                        & (known[:, -1] != mine[-1]), KIND_MISMATCH_PENALTY, 0.0)
+        return self.hardware_names[int(np.argmin(d_emb + d_facts + kind))]
+
+    def predict_cost(self, X: np.ndarray, M: np.ndarray | None = None) -> np.ndarray:
+        """Predicted cost [n_tasks, n_methods] (lower is better) of task features X."""
+        return self.selector.predict_cost(X, self.method_features if M is None else M)
+
+    def save(self, model_dir: str | Path, set_latest: bool = True) -> Path:
+        """Write this version under MODEL_DIR/<version>/ and point LATEST at it."""
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        final = model_dir / self.version
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.version}-", dir=model_dir))
+        try:
+            self.selector.estimator_.save_model(str(tmp / "xgboost.ubj"))
+            joblib.dump(self.featurizer, tmp / "featurizer.joblib")
+            np.savez(tmp / "arrays.npz", method_features=self.method_features,
+                     hardware_embeddings=self.hardware_embeddings)
+            manifest = {
+                "format": FORMAT_VERSION,
+                "version": self.version,
+                "config": self.config,
+                "mapping": self.mapping.to_dict(),
+                "metric": self.metric,
+                "minimize": self.minimize,
+                "methods": self.methods,
+                "methods_by_hardware": self.methods_by_hardware,
+                "prices": self.prices,
+                "hardware_names": self.hardware_names,
+                "selector_params": self.selector.get_params(),
+                "known": {axis: [e.to_dict() for e in ents.values()]
+                          for axis, ents in self.known.items()},
+                "info": self.info,
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if set_latest:
+            pointer = model_dir / "LATEST"
+            tmp_pointer = model_dir / f".LATEST.{os.getpid()}"
+            tmp_pointer.write_text(self.version + "\n")
+            os.replace(tmp_pointer, pointer)
+        self.path = final
+        log.info("saved model %s to %s", self.version, final)
+        return final
+
+
+def _signature(facts) -> np.ndarray:
+    """Key hardware facts in doublings (log2; NaN where unknown), then 1 for a CPU."""
+    def _log2(key: str) -> float:
+        v = facts.get(key)
+        return float(np.log2(v)) if v is not None and v > 0 else np.nan
+
+    is_cpu = facts.get("is_cpu")
+    return np.array([_log2("memory_gb"), _log2("bandwidth_tbs"), _log2("bf16_tflops"),
+                     facts.get("log2_cpu_cores", np.nan) if is_cpu else np.nan,
+                     np.nan if is_cpu is None else float(is_cpu)])
+
+
+def _for_serving(selector: MetaInfSelector) -> None:
+    """Predict on one thread: a Select scores a handful of rows, threads only add latency."""
+    selector.estimator_.set_params(n_jobs=1)
+
+
+def _version_dir(model_dir: Path) -> Path:
+    if (model_dir / "manifest.json").exists():
+        return model_dir
+    pointer = model_dir / "LATEST"
+    if pointer.exists():
+        version = pointer.read_text().strip()
+        if (model_dir / version / "manifest.json").exists():
+            return model_dir / version
+        log.warning("LATEST names %s but %s has no such model; using the newest folder",
+                    version, model_dir)
+    candidates = sorted((p for p in model_dir.glob("*/manifest.json")),
+                        key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise ModelNotFoundError(how_to_train(model_dir))
+    return candidates[-1].parent
+
+
+def latest_version(model_dir: str | Path) -> str | None:
+    """The version LATEST names (or the newest folder), None when there is no model."""
+    try:
+        return _version_dir(Path(model_dir)).name
+    except (ModelNotFoundError, OSError):
+        return None
+
+
+def load_model(model_dir: str | Path) -> TrainedModel:
+    """Load the newest model of MODEL_DIR (or a version folder itself)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelNotFoundError(how_to_train(model_dir))
+    d = _version_dir(model_dir)
+    manifest = json.loads((d / "manifest.json").read_text())
+    if manifest.get("format") != FORMAT_VERSION:
+        raise ModelNotFoundError(f"model {d} has format {manifest.get('format')}, this "
+                                 f"version reads {FORMAT_VERSION}: retrain it")
+    from xgboost import XGBRegressor
+
+    selector = MetaInfSelector(**manifest["selector_params"])
+    est = XGBRegressor()
+    est.load_model(str(d / "xgboost.ubj"))
+    selector.estimator_ = est
+    selector.n_methods_ = len(manifest["methods"])
+    _for_serving(selector)
+    arrays = np.load(d / "arrays.npz")
+    known = {axis: {e["key"]: Entity.from_dict(e) for e in ents}
+             for axis, ents in manifest["known"].items()}
+    return TrainedModel(
+        version=manifest["version"],
+        featurizer=joblib.load(d / "featurizer.joblib"),
+        selector=selector,
+        mapping=TableMapping.from_dict(manifest["mapping"]),
+        methods=list(manifest["methods"]),
+        method_features=arrays["method_features"],
+        methods_by_hardware={k: list(v) for k, v in manifest["methods_by_hardware"].items()},
+        prices=dict(manifest["prices"]),
+        known=known,
+        hardware_names=list(manifest["hardware_names"]),
+        hardware_embeddings=arrays["hardware_embeddings"],
+        config=dict(manifest["config"]),
+        info=dict(manifest.get("info", {})),
+        path=d,
+    )
+
+
+def data_hash(table: PerfTable) -> str:
+    """A hash of a table's tasks, methods, values, mapping and meta."""
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(table.tasks.astype(str), index=False).values.tobytes())
+    h.update(json.dumps(table.methods).encode())
+    h.update(np.nan_to_num(table.value, nan=-1.0).astype(np.float64).tobytes())
+    h.update(json.dumps(table.mapping.to_dict(), sort_keys=True).encode())
+    h.update(json.dumps(table.meta, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd_k: int = 16,
+          embedder_path: str | Path | None = None, seed: int = 0,
+          embedder: Embedder | None = None, **xgb: Any) -> TrainedModel:
+    """Fit the featurizer and MetaInf on every task of a table; save it when out_dir is set."""
+    unknown = sorted(set(xgb) - set(XGB_PARAMS))
+    if unknown:
+        raise TypeError(f"unknown XGBoost option(s) {unknown}; known: {', '.join(XGB_PARAMS)}")
+    if table.n_tasks == 0:
+        raise ValueError("the table has no task to train on")
+    t0 = time.perf_counter()
+    embedder = embedder or Embedder(embedder_path)
+    config = {"style": style, "svd_k": int(svd_k), "seed": int(seed),
+              "embedder_path": str(embedder_path) if embedder_path else None,
+              "embedder_id": embedder.model_id,
+              "xgb": {k: xgb[k] for k in sorted(xgb)}}
+    version = hashlib.sha256(
+        (data_hash(table) + json.dumps(config, sort_keys=True, default=str)).encode()
+    ).hexdigest()[:12]
+    featurizer = TaskFeaturizer(style=style, svd_k=svd_k, embedder=embedder, seed=seed)
+    featurizer.fit(table)
+    X = featurizer.transform_tasks(table.tasks)
+    M = featurizer.transform_methods(table.methods)
+    selector = MetaInfSelector(seed=seed, **xgb).fit(X, table.cost, M)
+    _for_serving(selector)
+
+    describer = featurizer.describer_
+    known: dict[str, dict[str, Entity]] = {}
+    for axis in featurizer.axes_:
+        values = featurizer._axis_values(axis, table.tasks)
+        known[axis] = {}
+        for v in values:
+            e = featurizer.entity(axis, v)
+            known[axis].setdefault(e.key, e)
+    known["method"] = {m: featurizer.entity("method", m) for m in table.methods}
+
+    measured = np.isfinite(table.cost)
+    methods_by_hardware: dict[str, list[str]] = {}
+    prices: dict[str, float | None] = {}
+    hw_col = table.mapping.hardware_col
+    if hw_col:
+        labels = table.tasks[hw_col].map(format_value).to_numpy()
+        for label in dict.fromkeys(labels):
+            rows = labels == label
+            methods_by_hardware[label] = [m for j, m in enumerate(table.methods)
+                                          if measured[rows, j].any()]
+            prices[label] = describer.price(label)
+    hardware_names = list(methods_by_hardware)
+    if hardware_names:
+        texts = [known["hardware"][h].text(NEAREST_STYLE) for h in hardware_names]
+        hw_emb = embedder.encode(texts)
+    else:
+        hw_emb = np.zeros((0, 0), dtype=np.float32)
+    info = {"created_at": time.time(), "n_tasks": table.n_tasks,
+            "n_pairs": int(measured.sum()), "data_hash": data_hash(table)[:16],
+            "train_seconds": round(time.perf_counter() - t0, 3),
+            "task_features": featurizer.feature_names(),
+            "method_features": featurizer.method_feature_names(),
+            "campaign_id": table.meta.get("campaign_id")}
+    model = TrainedModel(
+        version=version, featurizer=featurizer, selector=selector, mapping=table.mapping,
+        methods=list(table.methods), method_features=M,
+        methods_by_hardware=methods_by_hardware, prices=prices, known=known,
+        hardware_names=hardware_names, hardware_embeddings=np.asarray(hw_emb),
+        config=config, info=info,
+    )
+    if out_dir is not None:
+        model.save(out_dir)
+    log.info("trained MetaInf %s on %d tasks x %d methods in %.1f s", version, table.n_tasks,
+             len(table.methods), info["train_seconds"])
+    return model

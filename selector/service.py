@@ -1,0 +1,166 @@
+"""The Selector gRPC service: Select answers from the newest trained model, ReloadModel."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from metainf.selector.artifact import (
+    ModelNotFoundError,
+    TrainedModel,
+    how_to_train,
+    latest_version,
+    load_model,
+)
+from metainf.selector.selection import (
+    HardwareOption,
+    Selection,
+    SelectionError,
+    SelectQuery,
+    select,
+)
+from metainf.v1 import farm_pb2, farm_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+FarmHardware = Callable[[], list[tuple[str, dict, float]]]
+"""Lists the farm's hardware classes as (label, profile dict, price per hour)."""
+
+RELOAD_CHECK_S = 2.0
+"""How often a Select checks the model directory for a newer version."""
+
+
+def request_to_query(request: farm_pb2.SelectRequest,
+                     farm_hardware: FarmHardware = list) -> SelectQuery:
+    """A SelectQuery from a SelectRequest (farm hardware added when asked)."""
+    options = [HardwareOption(name=h.name, text=h.text,
+                              price_per_hour=h.price_per_hour if h.HasField("price_per_hour")
+                              else None)
+               for h in request.hardware]
+    if request.all_farm_hardware:
+        listed = list(farm_hardware())
+        if not listed:
+            raise SelectionError("hardware", "all_farm_hardware: no hardware class has "
+                                             "registered with the farm yet")
+        given = {o.label for o in options}
+        for label, profile, price in listed:
+            if label not in given:
+                options.append(HardwareOption(name=label, price_per_hour=price or None,
+                                              profile=profile))
+    return SelectQuery(
+        model=request.model, model_text=request.model_text, hardware=tuple(options),
+        workload=request.workload_json, methods=tuple(request.methods),
+        budget=request.budget if request.HasField("budget") else None,
+        objective=request.objective or "runtime",
+    )
+
+
+def _num(x: float) -> float:
+    return float(x) if math.isfinite(x) else 0.0
+
+
+def selection_to_response(sel: Selection) -> farm_pb2.SelectResponse:
+    """The SelectResponse of a Selection (an unknown cost is sent as 0)."""
+    return farm_pb2.SelectResponse(
+        method=sel.method, hardware=sel.hardware, feasible=sel.feasible,
+        model_version=sel.model_version,
+        candidates=[farm_pb2.Candidate(method=c.method, hardware=c.hardware,
+                                       predicted=_num(c.predicted), cost=_num(c.cost),
+                                       feasible=c.feasible) for c in sel.candidates],
+        nearest_known_hardware=sel.nearest_known_hardware, metric=sel.metric,
+        lower_is_better=sel.lower_is_better, message=sel.message,
+    )
+
+
+def _warm_up(model: TrainedModel) -> None:
+    """Load the sentence-transformer in the background: the first unseen text is then fast."""
+    try:
+        model.nearest_embedder().encode(["warm-up: NVIDIA GPU"])
+    except Exception as exc:
+        log.warning("embedding model warm-up failed: %s", exc)
+
+
+class SelectorServicer(farm_pb2_grpc.SelectorServicer):
+    """Answers Select from the newest model in model_dir; reloads on request or change."""
+
+    def __init__(self, model_dir: Path | None, farm_hardware: FarmHardware = list,
+                 warm_up: bool = True):
+        self.model_dir = Path(model_dir) if model_dir else None
+        self.farm_hardware = farm_hardware
+        self.warm_up = warm_up
+        self._lock = threading.Lock()
+        self._model: TrainedModel | None = None
+        self._checked = 0.0
+        if self.model_dir is not None:
+            try:
+                self.reload()
+            except ModelNotFoundError:
+                log.info("no trained model in %s yet; Select answers FAILED_PRECONDITION "
+                         "until one is trained", self.model_dir)
+
+    @property
+    def model(self) -> TrainedModel | None:
+        """The model answering Select now (None before one is trained)."""
+        return self._model
+
+    def reload(self) -> TrainedModel:
+        """Load the newest model of model_dir (raises ModelNotFoundError when none)."""
+        if self.model_dir is None:
+            raise ModelNotFoundError("the coordinator was started without --model-dir: "
+                                     + how_to_train())
+        model = load_model(self.model_dir)
+        with self._lock:
+            self._model = model
+            self._checked = time.monotonic()
+        log.info("selector model %s loaded from %s", model.version, model.path)
+        if self.warm_up:
+            threading.Thread(target=_warm_up, args=(model,), name="selector-warm-up",
+                             daemon=True).start()
+        return model
+
+    def _current(self) -> TrainedModel | None:
+        """The model, reloaded first when model_dir names a newer version."""
+        if self.model_dir is None:
+            return self._model
+        now = time.monotonic()
+        if now - self._checked >= RELOAD_CHECK_S:
+            self._checked = now
+            newest = latest_version(self.model_dir)
+            current = self._model.version if self._model else None
+            if newest and newest != current:
+                try:
+                    return self.reload()
+                except (ModelNotFoundError, OSError, ValueError) as exc:
+                    log.warning("could not load model %s: %s", newest, exc)
+        return self._model
+
+    def Select(self, request, context):
+        """Score every candidate (method, hardware) and return the best within budget."""
+        model = self._current()
+        if model is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, how_to_train(self.model_dir))
+        try:
+            query = request_to_query(request, self.farm_hardware)
+            sel = select(model, query)
+        except SelectionError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Exception as exc:
+            log.exception("Select failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"select failed: {exc}")
+        return selection_to_response(sel)
+
+    def ReloadModel(self, request, context):
+        """Load the newest trained model from the model directory."""
+        try:
+            model = self.reload()
+        except ModelNotFoundError as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except (OSError, ValueError) as exc:
+            context.abort(grpc.StatusCode.INTERNAL, f"cannot load the model: {exc}")
+        return farm_pb2.ReloadModelResponse(model_version=model.version)

@@ -1,0 +1,196 @@
+"""Performance tables: a long benchmark table read into tasks x methods (the paper's P)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metainf.methods import PAPER8
+
+log = logging.getLogger(__name__)
+
+
+class TableError(ValueError):
+    """A table that cannot be read as a performance table under its mapping."""
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """Which columns of a long table are the task, the method and the metric."""
+
+    task_cols: tuple[str, ...]
+    method_col: str
+    metric_col: str
+    minimize: bool
+    hardware_col: str | None = None
+    model_col: str | None = None
+
+    @property
+    def workload_cols(self) -> tuple[str, ...]:
+        """Task columns that describe the workload (all but hardware and model)."""
+        return tuple(c for c in self.task_cols if c not in (self.hardware_col, self.model_col))
+
+    def normalized(self) -> TableMapping:
+        """The same mapping with hardware and model columns added to the task columns."""
+        extra = tuple(c for c in (self.model_col, self.hardware_col)
+                      if c is not None and c not in self.task_cols)
+        return replace(self, task_cols=extra + tuple(self.task_cols))
+
+    def validate(self) -> None:
+        """Raise TableError when the mapping contradicts itself."""
+        if not self.task_cols:
+            raise TableError("task columns are empty: name them with --task-cols a,b,c")
+        if len(set(self.task_cols)) != len(self.task_cols):
+            raise TableError(f"task columns repeat a column: {list(self.task_cols)}")
+        for role, col in (("method", self.method_col), ("metric", self.metric_col)):
+            if not col:
+                raise TableError(f"the {role} column is empty: name it with --{role}-col")
+            if col in self.task_cols:
+                raise TableError(f"the {role} column {col!r} cannot also be a task column")
+        if self.method_col == self.metric_col:
+            raise TableError(f"method and metric column are the same ({self.method_col!r})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form of the mapping."""
+        return {"task_cols": list(self.task_cols), "method_col": self.method_col,
+                "metric_col": self.metric_col, "minimize": self.minimize,
+                "hardware_col": self.hardware_col, "model_col": self.model_col}
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> TableMapping:
+        """Inverse of to_dict."""
+        return cls(task_cols=tuple(obj["task_cols"]), method_col=obj["method_col"],
+                   metric_col=obj["metric_col"], minimize=bool(obj["minimize"]),
+                   hardware_col=obj.get("hardware_col"), model_col=obj.get("model_col"))
+
+
+FARM_MAPPING = TableMapping(
+    task_cols=("model", "hardware", "workload", "batch_size"),
+    method_col="method",
+    metric_col="runtime_s",
+    minimize=True,
+    hardware_col="hardware",
+    model_col="model",
+)
+"""The farm's P: a task is (model, hardware, workload, batch size); runtime, lower is better."""
+
+MAPPING_FLAGS_HINT = (
+    "--task-cols a,b,c --method-col M --metric-col X --minimize|--maximize "
+    "[--hardware-col H] [--model-col M2]"
+)
+
+
+def _method_order(names: list[str]) -> list[str]:
+    """The paper's 8 methods in their order first, then any other name sorted."""
+    known = [m for m in PAPER8 if m in names]
+    return known + sorted(n for n in names if n not in PAPER8)
+
+
+@dataclass
+class PerfTable:
+    """Tasks x methods: the median metric of each measured pair and its cost."""
+
+    tasks: pd.DataFrame
+    methods: list[str]
+    value: np.ndarray
+    cost: np.ndarray
+    mapping: TableMapping
+    meta: dict
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of tasks (rows)."""
+        return len(self.tasks)
+
+    def subset(self, task_idx) -> PerfTable:
+        """The table restricted to some tasks (indices or a boolean mask), methods kept."""
+        idx = np.asarray(task_idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return PerfTable(
+            tasks=self.tasks.iloc[idx].reset_index(drop=True),
+            methods=list(self.methods),
+            value=self.value[idx],
+            cost=self.cost[idx],
+            mapping=self.mapping,
+            meta=self.meta,
+        )
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, mapping: TableMapping = FARM_MAPPING,
+                   meta: dict | None = None) -> PerfTable:
+        """Pivot a long table: one row per task, one column per method, median of repeats."""
+        mapping = mapping.normalized()
+        mapping.validate()
+        needed = list(mapping.task_cols) + [mapping.method_col, mapping.metric_col]
+        missing = [c for c in needed if c not in df.columns]
+        if missing:
+            raise TableError(
+                f"table lacks column(s) {missing}; it has {list(df.columns)}. "
+                f"Name the right ones with the mapping flags {MAPPING_FLAGS_HINT}"
+            )
+        if "status" in df.columns:
+            df = df[df["status"].astype(str) == "done"]
+        task_cols = list(mapping.task_cols)
+        d = df[task_cols + [mapping.method_col]].copy()
+        d["__metric"] = pd.to_numeric(df[mapping.metric_col], errors="coerce")
+        metric = d["__metric"].to_numpy(dtype=float)
+        ok = np.isfinite(metric) & (metric > 0)
+        dropped = int((~ok).sum())
+        if dropped:
+            log.info("dropped %d row(s) whose %s is missing, non-finite or <= 0",
+                     dropped, mapping.metric_col)
+        d = d[ok]
+        if d.empty:
+            raise TableError(
+                f"no usable rows: column {mapping.metric_col!r} has no finite value > 0"
+                + (" among rows with status 'done'" if "status" in df.columns else "")
+            )
+        d[mapping.method_col] = d[mapping.method_col].astype(str)
+        groups = d.groupby(task_cols, sort=True, dropna=False)
+        task_id = groups.ngroup().to_numpy()
+        tasks = groups.size().reset_index()[task_cols].reset_index(drop=True)
+        methods = _method_order(sorted(d[mapping.method_col].unique()))
+        method_pos = {m: i for i, m in enumerate(methods)}
+        method_id = d[mapping.method_col].map(method_pos).to_numpy()
+        med = (pd.DataFrame({"t": task_id, "m": method_id, "v": d["__metric"].to_numpy()})
+               .groupby(["t", "m"], sort=False)["v"].median())
+        value = np.full((len(tasks), len(methods)), np.nan)
+        value[med.index.get_level_values("t"), med.index.get_level_values("m")] = med.to_numpy()
+        cost = value if mapping.minimize else 1.0 / value
+        return cls(tasks=tasks, methods=methods, value=value, cost=np.array(cost),
+                   mapping=mapping, meta=dict(meta or {}))
+
+    @classmethod
+    def load(cls, path: str | Path, mapping: TableMapping | None = None) -> PerfTable:
+        """Read a .parquet or .csv table (and PATH.meta.json beside it when present)."""
+        path = Path(path)
+        if not path.exists():
+            raise TableError(f"data file {path} does not exist")
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise TableError(f"data file {path}: use .parquet or .csv (got {suffix or 'none'})")
+        meta_path = path.with_name(path.name + ".meta.json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        if mapping is None:
+            needed = list(FARM_MAPPING.task_cols) + [FARM_MAPPING.method_col,
+                                                     FARM_MAPPING.metric_col]
+            missing = [c for c in needed if c not in df.columns]
+            if missing:
+                raise TableError(
+                    f"{path} is not a farm P export (no column(s) {missing}); for an external "
+                    f"table give the mapping flags {MAPPING_FLAGS_HINT}. "
+                    f"Its columns: {list(df.columns)}"
+                )
+            mapping = FARM_MAPPING
+        return cls.from_frame(df, mapping, meta)
