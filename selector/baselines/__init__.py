@@ -1,0 +1,1 @@
+"""The paper's baseline selectors, one module each, behind one registry."""

@@ -1,0 +1,1 @@
+"""The evaluation harness: protocols, metrics, a Ray runner, reports and the CLI."""

@@ -1,0 +1,62 @@
+"""The arrays one fold hands to a selector: features fitted on the training tasks only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from metainf.selector.evaluation.protocols import Fold
+from metainf.selector.table import PerfTable
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How tasks and methods are described: the description style and the SVD size."""
+
+    style: str = "rich"
+    svd_k: int = 16
+
+    @property
+    def label(self) -> str:
+        """A short name for reports, e.g. 'rich/k16'."""
+        return f"{self.style}/k{self.svd_k}"
+
+
+@dataclass(frozen=True)
+class FoldData:
+    """Training and test features and costs of one fold, ready for any selector."""
+
+    X_train: np.ndarray
+    C_train: np.ndarray
+    X_test: np.ndarray
+    C_test: np.ndarray
+    M: np.ndarray | None
+    methods: tuple[str, ...]
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+
+
+def default_featurizer(style: str, svd_k: int, embedder, seed: int):
+    """The project's TaskFeaturizer with the given style, SVD size, shared embedder and seed."""
+    from metainf.selector.features import TaskFeaturizer
+
+    return TaskFeaturizer(style=style, svd_k=svd_k, embedder=embedder, seed=seed)
+
+
+def build_fold_data(table: PerfTable, fold: Fold, features: FeatureConfig, *, embedder=None,
+                    seed: int = 0, featurizer_factory: Callable | None = None) -> FoldData:
+    """Fit a featurizer on the fold's training tasks and describe every task and method."""
+    factory = featurizer_factory or default_featurizer
+    featurizer = factory(features.style, features.svd_k, embedder, seed)
+    featurizer.fit(table, fold.train_idx)
+    X = np.asarray(featurizer.transform_tasks(table.tasks), dtype=float)
+    M = featurizer.transform_methods(list(table.methods))
+    M = None if M is None else np.asarray(M, dtype=float)
+    return FoldData(
+        X_train=X[fold.train_idx], C_train=table.cost[fold.train_idx],
+        X_test=X[fold.test_idx], C_test=table.cost[fold.test_idx], M=M,
+        methods=tuple(table.methods), train_idx=np.asarray(fold.train_idx),
+        test_idx=np.asarray(fold.test_idx),
+    )

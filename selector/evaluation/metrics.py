@@ -1,0 +1,175 @@
+"""Metrics of a selector (DESIGN.md), per test task and then pooled over tasks.
+
+Everything is computed on a cost where lower is better. A task's candidates are the
+methods measured for it; tasks with fewer than two candidates have nothing to choose
+and are left out of the averages (counted as ``n_single``). Definitions:
+
+- selection: the candidate with the lowest predicted cost (ties: lowest method index;
+  non-finite predictions rank last). With ``restrict_to_candidates=False`` the argmin
+  over all methods is taken instead, and an unmeasured pick gets the task's worst cost.
+- hit (accuracy): the selected cost is within ``TIE_TOLERANCE`` (1 %) of the best.
+- f1_macro: macro F1 of selected vs true-best labels; the true-best label of a hit is
+  the selected method itself, so a tie within 1 % is never counted as a confusion.
+- accel_ratio: mean cost over the candidates / selected cost (oracle: mean / min).
+- mean_rank: 1-based position, in the predicted ranking of the candidates, of the first
+  method within 1 % of the best (1 exactly when the selection is a hit).
+- regret: selected cost / best cost (>= 1).
+- closed_gap: (SBS - selector) / (SBS - VBS) on the fold's total cost, where SBS is
+  Global Best fitted on the training fold (mean normalised cost) and VBS the per-task
+  oracle; NaN when SBS equals VBS, and NaN folds are left out of the mean over folds.
+- predict_ms: wall time of one predict call divided by the number of test tasks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from metainf.selector.baselines.scores import as_cost_table
+
+TIE_TOLERANCE = 0.01
+"""Relative cost difference under which two methods count as tied for best."""
+
+METRIC_COLUMNS = ("accuracy", "f1_macro", "accel_ratio", "mean_rank", "regret", "closed_gap",
+                  "predict_ms")
+"""The selector metrics, in the order reports show them."""
+
+HIGHER_IS_BETTER = {"accuracy": True, "f1_macro": True, "accel_ratio": True,
+                    "mean_rank": False, "regret": False, "closed_gap": True,
+                    "predict_ms": False}
+"""Direction of each metric."""
+
+
+def _order(pred_row: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Candidate method indices sorted by predicted cost, non-finite last, stable."""
+    p = pred_row[candidates]
+    p = np.where(np.isfinite(p), p, np.inf)
+    return candidates[np.argsort(p, kind="stable")]
+
+
+def sbs_choice(C: np.ndarray, sbs_scores: np.ndarray) -> np.ndarray:
+    """Global Best's pick per task: the candidate with the lowest SBS score (-1: no candidate)."""
+    C = as_cost_table(C)
+    picks = np.full(C.shape[0], -1)
+    for i, row in enumerate(C):
+        cand = np.flatnonzero(np.isfinite(row))
+        if cand.size:
+            picks[i] = _order(np.asarray(sbs_scores, dtype=float), cand)[0]
+    return picks
+
+
+def task_outcomes(C, pred, methods: Sequence[str], *, sbs_scores=None,
+                  restrict_to_candidates: bool = True, tol: float = TIE_TOLERANCE,
+                  predict_ms: float = float("nan")) -> pd.DataFrame:
+    """One row per test task: what was selected, what was best, and the per-task metrics.
+
+    ``C`` is the true cost [n, m] (NaN = unmeasured), ``pred`` the predicted cost [n, m],
+    ``sbs_scores`` Global Best's training scores [m] (needed for closed_gap).
+    """
+    C = as_cost_table(C)
+    pred = np.asarray(pred, dtype=float)
+    if pred.shape != C.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from cost shape {C.shape}")
+    if len(methods) != C.shape[1]:
+        raise ValueError(f"{len(methods)} method names for {C.shape[1]} cost columns")
+    sbs = sbs_choice(C, sbs_scores) if sbs_scores is not None else None
+    rows = []
+    for i, (row, prow) in enumerate(zip(C, pred, strict=True)):
+        cand = np.flatnonzero(np.isfinite(row))
+        best_cost = row[cand].min() if cand.size else np.nan
+        near_best = cand[row[cand] <= best_cost * (1 + tol)] if cand.size else cand
+        order = _order(prow, cand)
+        if restrict_to_candidates or cand.size == 0:
+            sel = int(order[0]) if cand.size else -1
+        else:
+            sel = int(_order(prow, np.arange(row.size))[0])
+        measured = sel >= 0 and np.isfinite(row[sel])
+        sel_cost = row[sel] if measured else (row[cand].max() if cand.size else np.nan)
+        hit = bool(measured and sel in near_best)
+        rank = int(np.flatnonzero(np.isin(order, near_best))[0]) + 1 if cand.size else 0
+        true_label = methods[sel] if hit else (methods[int(cand[np.argmin(row[cand])])]
+                                               if cand.size else "")
+        mean_cost = row[cand].mean() if cand.size else np.nan
+        rows.append({
+            "task": i,
+            "n_candidates": int(cand.size),
+            "selected": methods[sel] if sel >= 0 else "",
+            "true_best": true_label,
+            "selected_measured": bool(measured),
+            "hit": hit,
+            "cost_selected": sel_cost,
+            "cost_best": best_cost,
+            "cost_mean": mean_cost,
+            "cost_sbs": row[sbs[i]] if sbs is not None and sbs[i] >= 0 else np.nan,
+            "accel_ratio": mean_cost / sel_cost,
+            "oracle_accel_ratio": mean_cost / best_cost,
+            "rank_of_best": rank,
+            "regret": sel_cost / best_cost,
+            "predict_ms": predict_ms,
+        })
+    return pd.DataFrame(rows)
+
+
+def closed_gap(outcomes: pd.DataFrame) -> float:
+    """(SBS - selector) / (SBS - VBS) on total cost over the scored tasks; NaN if SBS == VBS."""
+    scored = outcomes[outcomes["n_candidates"] >= 2]
+    sbs = scored["cost_sbs"].sum()
+    vbs = scored["cost_best"].sum()
+    sel = scored["cost_selected"].sum()
+    gap = sbs - vbs
+    if scored.empty or not np.isfinite(gap) or gap <= 1e-12 * max(abs(vbs), 1e-300):
+        return float("nan")
+    return float((sbs - sel) / gap)
+
+
+def summarise(outcomes: pd.DataFrame, fold_col: str | None = None) -> dict:
+    """Pooled metrics over the tasks of ``outcomes`` (tasks with one candidate left out).
+
+    With ``fold_col`` the closed gap is computed per fold and averaged over the folds
+    where it is defined; otherwise over all rows as one fold.
+    """
+    scored = outcomes[outcomes["n_candidates"] >= 2]
+    n_single = int((outcomes["n_candidates"] < 2).sum())
+    result = {"n_tasks": len(scored), "n_single": n_single}
+    if scored.empty:
+        result.update({k: float("nan") for k in METRIC_COLUMNS})
+        result["oracle_accel_ratio"] = float("nan")
+        return result
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f1 = f1_score(scored["true_best"].astype(str), scored["selected"].astype(str),
+                      average="macro", zero_division=0)
+    if fold_col is None:
+        gap = closed_gap(scored)
+    else:
+        gaps = np.array([closed_gap(g) for _, g in scored.groupby(fold_col, sort=False)])
+        gap = float(np.nanmean(gaps)) if np.isfinite(gaps).any() else float("nan")
+    result.update({
+        "accuracy": float(scored["hit"].mean()),
+        "f1_macro": float(f1),
+        "accel_ratio": float(scored["accel_ratio"].mean()),
+        "mean_rank": float(scored["rank_of_best"].mean()),
+        "regret": float(scored["regret"].mean()),
+        "closed_gap": gap,
+        "predict_ms": float(scored["predict_ms"].mean()),
+        "oracle_accel_ratio": float(scored["oracle_accel_ratio"].mean()),
+    })
+    return result
+
+
+def oracle_outcomes(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The same tasks answered by the virtual best solver (the per-task oracle): the ceiling."""
+    o = outcomes.copy()
+    o["selected"] = o["true_best"]
+    o["selected_measured"] = o["n_candidates"] > 0
+    o["hit"] = o["n_candidates"] > 0
+    o["cost_selected"] = o["cost_best"]
+    o["accel_ratio"] = o["oracle_accel_ratio"]
+    o["rank_of_best"] = np.where(o["n_candidates"] > 0, 1, 0)
+    o["regret"] = o["cost_best"] / o["cost_best"]
+    o["predict_ms"] = 0.0
+    return o
