@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="coordinator + 2 local workers + a small real campaign")
     p.add_argument("--dir", default="demo-run", help="folder for the database and outputs")
-    p.add_argument("--quick", action="store_true", help="one model, fewer cells")
+    p.add_argument("--quick", action="store_true", help="4 methods instead of 8")
     p.set_defaults(func=_run_demo)
     return parser
 
