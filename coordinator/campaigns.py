@@ -73,6 +73,7 @@ def export_meta(store: Store, campaign_id: str) -> dict[str, Any]:
     }
     meta["campaign_id"] = campaign_id
     meta["name"] = campaign["name"]
+    meta["created_at"] = campaign["created_at"]
     return meta
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -99,8 +98,10 @@ def choose(pending: list[dict[str, Any]], warm_key: str, busy_keys: set[str]) ->
 
 def next_lease(store: Store, worker: dict[str, Any], warm_key: str,
                config: SchedulerConfig) -> Lease | None:
-    """Lease the best cell for this worker, or None when it has nothing to do."""
-    store.expire_leases(time.time())
+    """Lease the best cell for this worker, or None when it has nothing to do.
+
+    Expired leases are returned to the queue by the caller (store.expire_leases) first.
+    """
     campaign_ids = bind_campaigns(store, worker)
     pending = store.pending_cells(worker["class_id"], campaign_ids, worker["worker_id"])
     if not pending:

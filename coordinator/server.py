@@ -15,6 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from metainf.coordinator.auth import TokenAuthInterceptor, load_tokens
+from metainf.coordinator.dashboard import DashboardServer, start_dashboard
+from metainf.coordinator.farm_metrics import FarmMetrics, MetricsInterceptor
 from metainf.coordinator.limits import ConcurrencyLimitInterceptor, Limits
 from metainf.coordinator.scheduler import SchedulerConfig
 from metainf.coordinator.service import CoordinatorServicer
@@ -43,6 +45,8 @@ class ServerConfig:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     limits: Limits = Limits()
+    http_port: int | None = None
+    """Port of the dashboard and /metrics (0 = any free port; None = no HTTP server)."""
     scheduler: SchedulerConfig = SchedulerConfig()
 
 
@@ -54,11 +58,15 @@ class Coordinator:
     port: int
     store: Store
     health: health.HealthServicer
+    metrics: FarmMetrics | None = None
+    dashboard: DashboardServer | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, let in-flight calls finish, then close the store."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         self.store.close()
 
 
@@ -73,16 +81,19 @@ def create_server(config: ServerConfig) -> Coordinator:
     """Build and start the server on config.host:config.port (0 = any free port)."""
     from metainf.selector.service import SelectorServicer
 
-    interceptors: list[grpc.ServerInterceptor] = [ConcurrencyLimitInterceptor(config.limits)]
-    if config.token_file:
-        interceptors.append(TokenAuthInterceptor(load_tokens(config.token_file)))
+    tokens = load_tokens(config.token_file) if config.token_file else None
     store = Store(config.db)
+    metrics = FarmMetrics(store, config.scheduler)
+    interceptors: list[grpc.ServerInterceptor] = [
+        MetricsInterceptor(metrics), ConcurrencyLimitInterceptor(config.limits)]
+    if tokens:
+        interceptors.append(TokenAuthInterceptor(tokens))
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.limits.threads + 4),
                          options=options, interceptors=interceptors)
     farm_pb2_grpc.add_CoordinatorServicer_to_server(
-        CoordinatorServicer(store, config.scheduler), server)
+        CoordinatorServicer(store, config.scheduler, metrics), server)
     farm_pb2_grpc.add_SelectorServicer_to_server(
         SelectorServicer(config.model_dir, farm_hardware=_farm_hardware(store)), server)
     health_servicer = health.HealthServicer()
@@ -103,7 +114,11 @@ def create_server(config: ServerConfig) -> Coordinator:
     recover(store, config.scheduler)
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Coordinator(server, port, store, health_servicer)
+    dashboard = None
+    if config.http_port is not None:
+        dashboard = start_dashboard(store, config.host, config.http_port, tokens, metrics,
+                                    config.scheduler)
+    return Coordinator(server, port, store, health_servicer, metrics, dashboard)
 
 
 def recover(store: Store, config: SchedulerConfig) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import statistics
 import time
 from typing import Any
 
@@ -13,9 +12,11 @@ import grpc
 
 from metainf.coordinator import campaigns
 from metainf.coordinator.auth import current_identity
+from metainf.coordinator.farm_metrics import FarmMetrics
 from metainf.coordinator.grid import GridError
 from metainf.coordinator.plausibility import check_against_class, check_runs
-from metainf.coordinator.scheduler import SchedulerConfig, campaign_done, next_lease
+from metainf.coordinator.scheduler import SchedulerConfig, next_lease
+from metainf.coordinator.status import campaign_progress, worker_state
 from metainf.coordinator.store import METRIC_COLUMNS, NotFound, NotHolder, StaleLease, Store
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 from metainf.worker.hardware import hardware_class
@@ -73,9 +74,11 @@ def _run_dict(run: farm_pb2.RunResult) -> dict[str, Any]:
 class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
     """Implements metainf.v1.Coordinator over a Store."""
 
-    def __init__(self, store: Store, config: SchedulerConfig | None = None):
+    def __init__(self, store: Store, config: SchedulerConfig | None = None,
+                 metrics: FarmMetrics | None = None):
         self.store = store
         self.config = config or SchedulerConfig()
+        self.metrics = metrics or FarmMetrics()
 
     # -- workers ----------------------------------------------------------------------
 
@@ -138,6 +141,7 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                           f"worker {request.worker_id} is quarantined after {worker['flags']} "
                           f"implausible results; an operator must investigate")
         self.store.touch_worker(request.worker_id, request.warm_engine_key)
+        self.metrics.lease_expired(self.store.expire_leases(time.time()))
         lease = next_lease(self.store, worker, request.warm_engine_key, self.config)
         if lease is None:
             return farm_pb2.LeaseCellResponse(retry_after_s=self.config.idle_retry_s)
@@ -200,11 +204,16 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                 request.error, runs, engine,
                 self.config.max_attempts)
         except StaleLease as exc:
+            self.metrics.rejected("stale")
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except NotHolder as exc:
+            self.metrics.rejected("not_holder")
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         log.info("cell %s reported %s by %s (%d rows)", request.cell_id, request.status,
                  request.worker_id, stored)
+        if request.status in ("failed", "oom") and \
+                self.store.cell(request.cell_id)["status"] == "pending":
+            self.metrics.retried()
         return farm_pb2.ReportResultResponse(stored=stored)
 
     def _flag(self, request, reason: str, context) -> farm_pb2.ReportResultResponse:
@@ -219,6 +228,7 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         log.warning("result of cell %s by %s flagged: %s%s", request.cell_id, request.worker_id,
                     reason, " (worker quarantined)" if quarantined else "")
+        self.metrics.rejected("implausible")
         return farm_pb2.ReportResultResponse(stored=0, flagged=reason)
 
     # -- campaigns --------------------------------------------------------------------
@@ -240,45 +250,14 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
     def GetCampaignStatus(self, request, context):
         """Counts, per-worker progress and ETA of a campaign."""
         try:
-            campaign = self.store.campaign(request.campaign_id)
+            p = campaign_progress(self.store, request.campaign_id)
         except NotFound as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        cid = campaign["campaign_id"]
-        counts = self.store.cell_counts(cid)
-        total = sum(counts.values())
-        if campaign_done(self.store, cid):
-            state = "done"
-        elif counts.get("leased", 0) or any(counts.get(s, 0) for s in STATUSES):
-            state = "running"
-        else:
-            state = "queued"
-        workers = self._worker_progress(cid)
-        remaining = counts.get("pending", 0) + counts.get("leased", 0)
-        durations = self.store.cell_durations(cid)
-        active = max(1, sum(1 for w in workers if w.current_cell))
-        eta = statistics.median(durations) * remaining / active if durations else -1.0
-        labels = {h["class_id"]: h["label"] for h in self.store.hardware_classes()}
         return farm_pb2.CampaignStatus(
-            campaign_id=cid, name=campaign["name"], state=state, cells=counts,
-            total_cells=total, workers=workers, eta_s=eta if remaining else 0.0,
-            hardware_classes=[labels[c] for c in self.store.bound_classes(cid)],
-            created_at=campaign["created_at"])
-
-    def _worker_progress(self, campaign_id: str) -> list[farm_pb2.WorkerProgress]:
-        done = {r["worker_id"]: r["n"] for r in self.store.query(
-            "SELECT worker_id, COUNT(*) AS n FROM cells WHERE campaign_id=? AND status IN "
-            "('done','failed','oom','timeout') GROUP BY worker_id", (campaign_id,))}
-        current = {r["worker_id"]: r["cell_id"] for r in self.store.query(
-            "SELECT worker_id, cell_id FROM cells WHERE campaign_id=? AND status='leased'",
-            (campaign_id,))}
-        out = []
-        for w in self.store.workers():
-            wid = w["worker_id"]
-            if wid in done or wid in current:
-                out.append(farm_pb2.WorkerProgress(
-                    worker_id=wid, name=w["name"], hardware_label=w["hardware_label"],
-                    cells_done=done.get(wid, 0), current_cell=current.get(wid, "")))
-        return out
+            campaign_id=p["campaign_id"], name=p["name"], state=p["state"], cells=p["cells"],
+            total_cells=p["total_cells"], eta_s=p["eta_s"],
+            hardware_classes=p["hardware_classes"], created_at=p["created_at"],
+            workers=[farm_pb2.WorkerProgress(**w) for w in p["workers"]])
 
     def ExportResults(self, request, context):
         """Stream a campaign's rows of P, with its meta JSON in the first chunk."""
@@ -294,7 +273,6 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
     def ListWorkers(self, request, context):
         """Every registered worker with its state."""
         now = time.time()
-        lost_after = 3 * self.config.heartbeat_interval_s + self.config.lease_s
         out = []
         for w in self.store.workers():
             profile = json.loads(w["profile_json"])
@@ -303,7 +281,6 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                 hardware_label=w["hardware_label"],
                 hardware=farm_pb2.HardwareProfile(**profile),
                 price_per_hour=w["price_per_hour"],
-                state="quarantined" if w["quarantined"] else
-                "alive" if now - w["last_heartbeat"] < lost_after else "lost",
+                state=worker_state(w, now, self.config),
                 last_heartbeat=w["last_heartbeat"], current_cell=w["current_cell"] or ""))
         return farm_pb2.ListWorkersResponse(workers=out)

@@ -45,10 +45,13 @@ def _run_coordinator(args: argparse.Namespace) -> int:
             raise CliError(f"--token-file: {exc}") from None
     if args.lease_s <= 0 or args.heartbeat_s <= 0 or args.heartbeat_s >= args.lease_s:
         raise CliError("--heartbeat-s: must be > 0 and shorter than --lease-s")
+    if args.http_port is not None and not 0 <= args.http_port <= 65535:
+        raise CliError("--http-port: must be between 0 and 65535")
     serve(ServerConfig(db=Path(args.db), host=args.host, port=args.port,
                        model_dir=path(args.model_dir), reflection=not args.no_reflection,
                        token_file=path(args.token_file), tls_cert=path(args.tls_cert),
                        tls_key=path(args.tls_key), tls_client_ca=path(args.tls_client_ca),
+                       http_port=args.http_port,
                        scheduler=SchedulerConfig(lease_s=args.lease_s,
                                                  heartbeat_interval_s=args.heartbeat_s,
                                                  max_attempts=args.max_attempts)))
@@ -129,6 +132,26 @@ def _campaign_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_report(args: argparse.Namespace) -> int:
+    from metainf.coordinator.report import report_from_file
+
+    if args.campaign:
+        if not args.coordinator:
+            raise CliError("--coordinator: required with --campaign (HOST:PORT)")
+        from metainf.coordinator.client import export_campaign
+
+        data = export_campaign(args.coordinator, args.campaign, Path(args.out) / "p.parquet",
+                               args.token_file)
+    else:
+        data = Path(args.data)
+    try:
+        index = report_from_file(data, args.out, args.evaluation, metric=args.metric)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(index)
+    return 0
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from metainf.demo import run_demo
 
@@ -169,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-s", type=float, default=10.0, help="worker heartbeat interval")
     p.add_argument("--max-attempts", type=int, default=3,
                    help="engine failures before a cell's outcome is final")
+    p.add_argument("--http-port", type=int, default=None,
+                   help="serve the dashboard, /metrics and /healthz on this port "
+                        "(0 = any free port; default: no HTTP server)")
     p.set_defaults(func=_run_coordinator)
 
     p = sub.add_parser("worker", help="register this machine and run cells")
@@ -211,6 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_evaluate_parser(sub)
+
+    from metainf.coordinator.report_tables import METRICS
+
+    p = sub.add_parser("report", help="HTML report with plots of a campaign (and an evaluation)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--campaign", metavar="ID", help="campaign to export from the coordinator")
+    src.add_argument("--data", metavar="FILE", help="an exported P (.parquet or .csv)")
+    _client_flags(p, coordinator_required=False)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for index.html and plots")
+    p.add_argument("--evaluation", metavar="DIR",
+                   help="output folder of `metainf evaluate` to include")
+    p.add_argument("--metric", default="runtime_s", choices=sorted(METRICS),
+                   help="metric to plot (default runtime_s)")
+    p.set_defaults(func=_run_report)
 
     p = sub.add_parser("demo", help="coordinator + 2 local workers + a small real campaign")
     p.add_argument("--dir", default="demo-run", help="folder for the database and outputs")

@@ -69,6 +69,7 @@ def run_demo(out: Path, quick: bool = False) -> int:
     from metainf.coordinator.client import export_campaign, submit_grid
     from metainf.coordinator.export import read_p
     from metainf.coordinator.progress import watch
+    from metainf.coordinator.report import write_report
     from metainf.coordinator.server import ServerConfig, create_server
 
     console = Console()
@@ -87,9 +88,11 @@ def run_demo(out: Path, quick: bool = False) -> int:
     grid_path.write_text(yaml.safe_dump(grid, sort_keys=False))
 
     model_dir = out / "models"
-    coord = create_server(ServerConfig(db=db, port=0, model_dir=model_dir))
+    coord = create_server(ServerConfig(db=db, port=0, model_dir=model_dir, http_port=0))
     address = f"127.0.0.1:{coord.port}"
     err.print(f"[bold]coordinator[/] on {address}, state in {db}")
+    err.print(f"[bold]dashboard[/] http://127.0.0.1:{coord.dashboard.port}/ "
+              f"(metrics on /metrics)")
     n_workers = 2 if len(os.sched_getaffinity(0)) >= 2 else 1
     workers = _spawn_workers(address, out, n_workers)
     err.print(f"[bold]{n_workers} worker(s)[/] started (logs in {out}/worker-*.log)")
@@ -106,6 +109,8 @@ def run_demo(out: Path, quick: bool = False) -> int:
         err.print(f"P: {len(frame)} rows -> {p_path} (+ p.csv, p.parquet.meta.json)")
         for _, table in runtime_table(frame):
             console.print(table)
+        index = write_report(frame, meta, out / "report")
+        err.print(f"[bold]report[/] {index} (open it in a browser)")
         _train_and_select(p_path, model_dir, coord, address, console, err)
     finally:
         for w in workers:
