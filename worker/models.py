@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
-CATALOG_DIR = Path(__file__).parent / "models"
+CATALOG_DIR = Path(__file__).parent / "model_configs"
 DEFAULT_CACHE_DIR = Path("~/.cache/metainf/models")
 META_KEY = "_metainf"
 """Top-level key of a catalog file holding our notes; never written into config.json."""
