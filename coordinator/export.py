@@ -19,7 +19,7 @@ COLUMNS = (
     "campaign_id", "cell_id", "model", "method", "continuous_batching", "prefix_caching",
     "chunked_prefill", "hardware", "worker", "dataset", "workload", "batch_size", "num_prompts",
     "max_output_tokens", "repetition", "replica", "status", *METRIC_COLUMNS,
-    "engine", "engine_version", "weights", "engine_config", "error",
+    "engine", "engine_version", "weights", "engine_config", "engine_start_s", "error",
 )
 """Columns of an exported P, in order."""
 
@@ -37,7 +37,8 @@ def rows_to_frame(rows: Iterable[farm_pb2.ResultRow]) -> pd.DataFrame:
             "max_output_tokens": r.max_output_tokens, "repetition": r.run.repetition,
             "replica": r.replica, "status": r.run.status, "engine": r.engine,
             "engine_version": r.engine_version, "weights": r.weights,
-            "engine_config": r.engine_config_json, "error": r.run.error,
+            "engine_config": r.engine_config_json, "engine_start_s": r.engine_start_s,
+            "error": r.run.error,
         }
         done = r.run.status == "done"
         for name in METRIC_COLUMNS:

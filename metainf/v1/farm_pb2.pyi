@@ -260,7 +260,7 @@ class ExportResultsRequest(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
 
 class ResultRow(_message.Message):
-    __slots__ = ("campaign_id", "cell_id", "model", "method", "continuous_batching", "prefix_caching", "chunked_prefill", "hardware", "worker", "dataset", "batch_size", "num_prompts", "max_output_tokens", "repetition", "replica", "run", "engine", "engine_version", "weights", "engine_config_json", "workload")
+    __slots__ = ("campaign_id", "cell_id", "model", "method", "continuous_batching", "prefix_caching", "chunked_prefill", "hardware", "worker", "dataset", "batch_size", "num_prompts", "max_output_tokens", "repetition", "replica", "run", "engine", "engine_version", "weights", "engine_config_json", "workload", "engine_start_s")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CELL_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -282,6 +282,7 @@ class ResultRow(_message.Message):
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     ENGINE_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_START_S_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     cell_id: str
     model: str
@@ -303,7 +304,8 @@ class ResultRow(_message.Message):
     weights: str
     engine_config_json: str
     workload: str
-    def __init__(self, campaign_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., continuous_batching: _Optional[bool] = ..., prefix_caching: _Optional[bool] = ..., chunked_prefill: _Optional[bool] = ..., hardware: _Optional[str] = ..., worker: _Optional[str] = ..., dataset: _Optional[str] = ..., batch_size: _Optional[int] = ..., num_prompts: _Optional[int] = ..., max_output_tokens: _Optional[int] = ..., repetition: _Optional[int] = ..., replica: _Optional[int] = ..., run: _Optional[_Union[RunResult, _Mapping]] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., weights: _Optional[str] = ..., engine_config_json: _Optional[str] = ..., workload: _Optional[str] = ...) -> None: ...
+    engine_start_s: float
+    def __init__(self, campaign_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., continuous_batching: _Optional[bool] = ..., prefix_caching: _Optional[bool] = ..., chunked_prefill: _Optional[bool] = ..., hardware: _Optional[str] = ..., worker: _Optional[str] = ..., dataset: _Optional[str] = ..., batch_size: _Optional[int] = ..., num_prompts: _Optional[int] = ..., max_output_tokens: _Optional[int] = ..., repetition: _Optional[int] = ..., replica: _Optional[int] = ..., run: _Optional[_Union[RunResult, _Mapping]] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., weights: _Optional[str] = ..., engine_config_json: _Optional[str] = ..., workload: _Optional[str] = ..., engine_start_s: _Optional[float] = ...) -> None: ...
 
 class ExportChunk(_message.Message):
     __slots__ = ("rows", "meta_json")

@@ -1,0 +1,86 @@
+"""The benchmark scripts' own logic: synthetic P, flag translation, summaries, a fake campaign."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    """Import scripts/NAME.py as a module (scripts are not installed)."""
+    scripts = str(ROOT / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scaled_table_has_the_asked_rows_and_a_pivotable_shape():
+    from metainf.selector.table import PerfTable
+
+    bench = _script("bench_select")
+    df = bench.scaled_table(5000, repetitions=3, seed=0)
+    assert len(df) == 5000
+    assert set(df["method"]) == {"none", "cb", "pc", "cp", "cb+pc", "cb+cp", "pc+cp", "cb+pc+cp"}
+    assert df.groupby(["model", "hardware", "workload", "batch_size", "method"]).size().max() == 3
+    table = PerfTable.from_frame(df)
+    assert table.n_tasks == df.groupby(["model", "hardware", "workload", "batch_size"]).ngroups
+    assert (df["runtime_s"] > 0).all()
+
+
+def test_first_seen_texts_are_unique_per_client_and_call():
+    bench = _script("bench_select")
+    texts = {bench.first_seen_text(c, k) for c in range(3) for k in range(200)}
+    assert len(texts) == 600
+
+
+def test_engine_flags_spell_every_option_for_the_vllm_cli():
+    fidelity = _script("bench_fidelity")
+    flags = fidelity.engine_flags(
+        {"enable_prefix_caching": False, "enable_chunked_prefill": True,
+         "max_num_batched_tokens": 512},
+        {"seed": 0, "enforce_eager": True})
+    assert flags == ["--seed", "0", "--enforce-eager", "--no-enable-prefix-caching",
+                     "--enable-chunked-prefill", "--max-num-batched-tokens", "512"]
+
+
+def test_summary_reports_median_spread_and_cv():
+    benchlib = _script("benchlib")
+    s = benchlib.summarize([1.0, 2.0, 3.0])
+    assert (s.n, s.median, s.lo, s.hi) == (3, 2.0, 1.0, 3.0)
+    assert s.cv == pytest.approx(0.5)
+    assert benchlib.summarize([]).fmt() == "n/a"
+
+
+def test_worker_cpus_split_or_taken_as_given():
+    campaign = _script("bench_campaign")
+    assert campaign.worker_cpus(2, "0;1") == ["0", "1"]
+    assert len(campaign.worker_cpus(1, "")) == 1
+    with pytest.raises(SystemExit):
+        campaign.worker_cpus(2, "0")
+
+
+@pytest.mark.integration
+def test_overhead_campaign_runs_every_cell_and_times_the_coordinator(tmp_path):
+    campaign = _script("bench_campaign")
+    run = campaign.run_campaign(campaign.overhead_grid(8), campaign.QUICK_ENGINE, ["0"],
+                                tmp_path, "overhead", timeout_s=300)
+    assert len(run.cells) == 8
+    assert {c["status"] for c in run.cells} == {"done"}
+    assert run.times.count("LeaseCell") == 8
+    assert run.times.count("ReportResult") == 8
+    lines, per_cell_ms = campaign.overhead_lines(run)
+    assert per_cell_ms > 0
+    assert any("coordinator time per cell" in line for line in lines)
+    text = "\n".join(campaign.campaign_lines(run, per_cell_ms))
+    # 4 methods share 2 engine configurations: one worker starts each once.
+    assert "engine starts: 2 " in text
+    assert "starts <= groups: yes" in text
