@@ -15,7 +15,8 @@ from metainf.coordinator.server import MAX_MESSAGE_BYTES
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 
 DEFAULT_DEADLINE_S = 30.0
-"""Deadline of every unary client call, in seconds."""
+"""Deadline of every unary client call, in seconds; calls wait (within it) for a
+coordinator that is still starting."""
 
 EXPORT_DEADLINE_S = 300.0
 
@@ -50,14 +51,15 @@ def submit_grid(address: str, grid_path: str | Path, token_file: str | None = No
     stub = coordinator_stub(address, token_file)
     return stub.SubmitCampaign(
         farm_pb2.SubmitCampaignRequest(grid_json=grid.model_dump_json(exclude_none=True)),
-        timeout=DEFAULT_DEADLINE_S)
+        timeout=DEFAULT_DEADLINE_S, wait_for_ready=True)
 
 
 def campaign_status(address: str, campaign_id: str, token_file: str | None = None
                     ) -> farm_pb2.CampaignStatus:
     """One status snapshot of a campaign."""
     return coordinator_stub(address, token_file).GetCampaignStatus(
-        farm_pb2.GetCampaignStatusRequest(campaign_id=campaign_id), timeout=DEFAULT_DEADLINE_S)
+        farm_pb2.GetCampaignStatusRequest(campaign_id=campaign_id), timeout=DEFAULT_DEADLINE_S,
+        wait_for_ready=True)
 
 
 def export_campaign(address: str, campaign_id: str, out_path: str | Path,
@@ -66,7 +68,7 @@ def export_campaign(address: str, campaign_id: str, out_path: str | Path,
     stub = coordinator_stub(address, token_file)
     rows, meta = [], {}
     for chunk in stub.ExportResults(farm_pb2.ExportResultsRequest(campaign_id=campaign_id),
-                                    timeout=EXPORT_DEADLINE_S):
+                                    timeout=EXPORT_DEADLINE_S, wait_for_ready=True):
         if chunk.meta_json:
             meta = json.loads(chunk.meta_json)
         rows.extend(chunk.rows)
