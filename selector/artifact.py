@@ -5,7 +5,9 @@ A model directory holds one folder per version (a short hash of data + config) a
 
     MODEL_DIR/LATEST
     MODEL_DIR/<version>/manifest.json        config, mapping, metric, methods, known entities
-    MODEL_DIR/<version>/xgboost.ubj          the regressor in XGBoost's own format
+    MODEL_DIR/<version>/xgboost.ubj          the level head (absolute log cost), XGBoost format
+    MODEL_DIR/<version>/xgboost-ranker.ubj   the ranking head (task-relative log cost)
+    MODEL_DIR/<version>/metainf-state.npz    the selector's snapping values and method features
     MODEL_DIR/<version>/featurizer.joblib    fitted SVDs and scalers (sklearn parts)
     MODEL_DIR/<version>/arrays.npz           method features, known hardware embeddings
 """
@@ -30,13 +32,13 @@ import pandas as pd
 from metainf.selector.descriptions import Entity, format_value
 from metainf.selector.embeddings import Embedder
 from metainf.selector.features import TaskFeaturizer
-from metainf.selector.metainf import MetaInfSelector
+from metainf.selector.metainf import DEFAULT_PARAM_GRID, MetaInfSelector
 from metainf.selector.table import PerfTable, TableMapping
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-"""Layout version of a saved model folder."""
+FORMAT_VERSION = 2
+"""Layout version of a saved model folder (2: a ranking head beside the level head)."""
 
 NEAREST_STYLE = "rich"
 """Description style whose embeddings decide the nearest known hardware."""
@@ -46,7 +48,10 @@ KIND_MISMATCH_PENALTY = 25.0
 
 XGB_PARAMS = ("n_estimators", "max_depth", "learning_rate", "subsample", "colsample_bytree",
               "min_child_weight", "n_jobs")
-"""XGBoost hyper-parameters `train` accepts as keywords."""
+"""XGBoost hyper-parameters `train` accepts as keywords (a given one is not searched)."""
+
+SELECTOR_PARAMS = ("relative", "search", "param_grid", "cv", "cache", "cache_dir")
+"""Further MetaInfSelector options `train` accepts as keywords."""
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -138,7 +143,7 @@ class TrainedModel:
         final = model_dir / self.version
         tmp = Path(tempfile.mkdtemp(prefix=f".{self.version}-", dir=model_dir))
         try:
-            self.selector.estimator_.save_model(str(tmp / "xgboost.ubj"))
+            self.selector.save_state(tmp)
             joblib.dump(self.featurizer, tmp / "featurizer.joblib")
             np.savez(tmp / "arrays.npz", method_features=self.method_features,
                      hardware_embeddings=self.hardware_embeddings)
@@ -187,11 +192,6 @@ def _signature(facts) -> np.ndarray:
                      np.nan if is_cpu is None else float(is_cpu)])
 
 
-def _for_serving(selector: MetaInfSelector) -> None:
-    """Predict on one thread: a Select scores a handful of rows, threads only add latency."""
-    selector.estimator_.set_params(n_jobs=1)
-
-
 def _version_dir(model_dir: Path) -> Path:
     if (model_dir / "manifest.json").exists():
         return model_dir
@@ -227,14 +227,8 @@ def load_model(model_dir: str | Path) -> TrainedModel:
     if manifest.get("format") != FORMAT_VERSION:
         raise ModelNotFoundError(f"model {d} has format {manifest.get('format')}, this "
                                  f"version reads {FORMAT_VERSION}: retrain it")
-    from xgboost import XGBRegressor
-
-    selector = MetaInfSelector(**manifest["selector_params"])
-    est = XGBRegressor()
-    est.load_model(str(d / "xgboost.ubj"))
-    selector.estimator_ = est
-    selector.n_methods_ = len(manifest["methods"])
-    _for_serving(selector)
+    selector = MetaInfSelector.load_state(d, manifest["selector_params"],
+                                          manifest.get("info", {})).for_serving()
     arrays = np.load(d / "arrays.npz")
     known = {axis: {e["key"]: Entity.from_dict(e) for e in ents}
              for axis, ents in manifest["known"].items()}
@@ -269,28 +263,42 @@ def data_hash(table: PerfTable) -> str:
 
 def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd_k: int = 16,
           embedder_path: str | Path | None = None, seed: int = 0,
-          embedder: Embedder | None = None, **xgb: Any) -> TrainedModel:
-    """Fit the featurizer and MetaInf on every task of a table; save it when out_dir is set."""
-    unknown = sorted(set(xgb) - set(XGB_PARAMS))
+          embedder: Embedder | None = None, **options: Any) -> TrainedModel:
+    """Fit the featurizer and MetaInf on every task of a table; save it when out_dir is set.
+
+    ``options`` are XGBoost hyper-parameters (:data:`XGB_PARAMS`; one given here is used
+    as given, not searched) and MetaInf options (:data:`SELECTOR_PARAMS`).
+    """
+    unknown = sorted(set(options) - set(XGB_PARAMS) - set(SELECTOR_PARAMS))
     if unknown:
-        raise TypeError(f"unknown XGBoost option(s) {unknown}; known: {', '.join(XGB_PARAMS)}")
+        raise TypeError(f"unknown training option(s) {unknown}; known: "
+                        f"{', '.join(XGB_PARAMS + SELECTOR_PARAMS)}")
     if table.n_tasks == 0:
         raise ValueError("the table has no task to train on")
     t0 = time.perf_counter()
     embedder = embedder or Embedder(embedder_path)
+    xgb = {k: v for k, v in options.items() if k in XGB_PARAMS}
+    params = dict(options)
+    if "param_grid" not in params and any(k in DEFAULT_PARAM_GRID for k in xgb):
+        params["param_grid"] = {k: list(v) for k, v in DEFAULT_PARAM_GRID.items()
+                                if k not in xgb}
     config = {"style": style, "svd_k": int(svd_k), "seed": int(seed),
               "embedder_path": str(embedder_path) if embedder_path else None,
               "embedder_id": embedder.model_id,
               "xgb": {k: xgb[k] for k in sorted(xgb)}}
-    version = hashlib.sha256(
-        (data_hash(table) + json.dumps(config, sort_keys=True, default=str)).encode()
+    selector_config = {k: params[k] for k in sorted(params)
+                       if k in SELECTOR_PARAMS and k not in ("cache", "cache_dir")}
+    if selector_config:
+        config["selector"] = selector_config
+    version = hashlib.sha256(  # the layout is part of what a version names
+        (data_hash(table) + json.dumps({**config, "format": FORMAT_VERSION}, sort_keys=True,
+                                       default=str)).encode()
     ).hexdigest()[:12]
     featurizer = TaskFeaturizer(style=style, svd_k=svd_k, embedder=embedder, seed=seed)
     featurizer.fit(table)
     X = featurizer.transform_tasks(table.tasks)
     M = featurizer.transform_methods(table.methods)
-    selector = MetaInfSelector(seed=seed, **xgb).fit(X, table.cost, M)
-    _for_serving(selector)
+    selector = MetaInfSelector(seed=seed, **params).fit(X, table.cost, M).for_serving()
 
     describer = featurizer.describer_
     known: dict[str, dict[str, Entity]] = {}
@@ -322,6 +330,7 @@ def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd
     info = {"created_at": time.time(), "n_tasks": table.n_tasks,
             "n_pairs": int(measured.sum()), "data_hash": data_hash(table)[:16],
             "train_seconds": round(time.perf_counter() - t0, 3),
+            "best_params": selector.best_params_,
             "task_features": featurizer.feature_names(),
             "method_features": featurizer.method_feature_names(),
             "campaign_id": table.meta.get("campaign_id")}

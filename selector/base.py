@@ -8,9 +8,26 @@ one feature row per method (None: the methods are only columns of C).
 
 from __future__ import annotations
 
+import json
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+
+from metainf.selector.baselines.scores import as_cost_table
+from metainf.selector.search import (
+    SearchCache,
+    cache_key,
+    grid_points,
+    selection_regret,
+    task_splits,
+)
+
+NOT_SEARCH_CONFIG = ("n_jobs", "cache_dir", "cache")
+"""Hyper-parameters that cannot change a search's outcome (left out of its cache key)."""
 
 
 class TaskMethodSelector(BaseEstimator):
@@ -35,16 +52,52 @@ def pair_rows(X: np.ndarray, M: np.ndarray) -> np.ndarray:
     return np.hstack([np.repeat(X, m, axis=0), np.tile(M, (n, 1))])
 
 
+def log_cost(C: np.ndarray) -> np.ndarray:
+    """Natural log of a cost table; NaN where unmeasured (non-finite or non-positive)."""
+    return np.log(as_cost_table(C))
+
+
+def relative_log_cost(C: np.ndarray) -> np.ndarray:
+    """Log cost minus the task's mean log cost over its measured methods (NaN: unmeasured).
+
+    The task's level (its runtime scale, which spans orders of magnitude across tasks)
+    drops out and what is left is what a choice within the task depends on.
+    """
+    L = log_cost(C)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a task with nothing measured
+        return L - np.nanmean(L, axis=1, keepdims=True)
+
+
 class PairwiseRegressorSelector(TaskMethodSelector):
     """Regress log cost on [task features, method features]; rank methods by prediction.
 
-    Subclasses supply only ``_make_estimator``. Without method features the methods are
-    one-hot encoded.
+    Subclasses supply ``_make_estimator``; without method features the methods are
+    one-hot encoded. A subclass may also supply ``_param_grid`` (hyper-parameters chosen
+    by :meth:`_search` on the training tasks only), ``_staged_param`` (a grid parameter
+    one fit answers for all its smaller values) and ``_make_preprocessor`` (a transformer
+    of pair rows fitted on the training rows).
     """
 
-    def _make_estimator(self):
-        """A fresh, unfitted regressor with this selector's hyper-parameters."""
+    def _make_estimator(self, **params):
+        """A fresh, unfitted regressor with this selector's hyper-parameters (``params`` win)."""
         raise NotImplementedError
+
+    def _param_grid(self) -> Mapping[str, Sequence[Any]]:
+        """Hyper-parameters to choose by inner cross-validation (name -> values); {}: none."""
+        return {}
+
+    def _staged_param(self) -> str | None:
+        """A grid parameter whose smaller values :meth:`_predict_staged` reads off one fit."""
+        return None
+
+    def _predict_staged(self, estimator, rows: np.ndarray, value: Any) -> np.ndarray:
+        """Predictions of ``estimator`` as if fitted with ``_staged_param() = value``."""
+        raise NotImplementedError
+
+    def _make_preprocessor(self):
+        """A fresh transformer of pair rows (fitted on training rows), or None."""
+        return None
 
     def _method_features(self, M: np.ndarray | None, n_methods: int) -> np.ndarray:
         return np.eye(n_methods) if M is None else np.asarray(M, dtype=float)
@@ -54,13 +107,7 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         X = np.asarray(X, dtype=float)
         C = np.asarray(C, dtype=float)
         Mf = self._method_features(M, C.shape[1])
-        rows = pair_rows(X, Mf)
-        y = C.reshape(-1)
-        measured = np.isfinite(y) & (y > 0)
-        if not measured.any():
-            raise ValueError("no measured (task, method) pair to learn from")
-        self.estimator_ = self._make_estimator()
-        self.estimator_.fit(rows[measured], np.log(y[measured]))
+        self.estimator_ = self._fit_pairs(X, C, Mf, log_cost, None, {})
         self.n_methods_ = C.shape[1]
         return self
 
@@ -71,3 +118,76 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         Mf = self._method_features(M, self.n_methods_)
         pred = self.estimator_.predict(pair_rows(X, Mf))
         return np.exp(np.asarray(pred, dtype=float)).reshape(X.shape[0], Mf.shape[0])
+
+    def _fit_pairs(self, X, C, Mf, target: Callable[[np.ndarray], np.ndarray], preprocessor,
+                   params: Mapping[str, Any]):
+        """A fresh estimator fitted on the measured pairs of (X, C) to ``target(C)``."""
+        rows = pair_rows(X, Mf)
+        if preprocessor is not None:
+            rows = preprocessor.transform(rows)
+        y = target(C).reshape(-1)
+        measured = np.isfinite(y)
+        if not measured.any():
+            raise ValueError("no measured (task, method) pair to learn from")
+        estimator = self._make_estimator(**params) if params else self._make_estimator()
+        return estimator.fit(rows[measured], y[measured])
+
+    def _search(self, X, C, Mf, target: Callable[[np.ndarray], np.ndarray], *, n_splits: int,
+                seed: int, cache_dir=None, use_cache: bool = True) -> dict[str, Any]:
+        """Choose ``_param_grid`` values by inner CV over the tasks of (X, C); cached.
+
+        Each grid point is fitted on the other folds' tasks and scored on the held-out
+        tasks by the mean regret of the method it ranks first (then by the squared error
+        of ``target``). Returns {"params": best point, "scores": [{point, regret, mse}]}.
+        """
+        grid = self._param_grid()
+        if not grid:
+            return {"params": {}, "scores": []}
+        points = grid_points(grid)
+        config = {"selector": type(self).__name__,
+                  "params": {k: v for k, v in self.get_params(deep=False).items()
+                             if k not in NOT_SEARCH_CONFIG},
+                  "grid": {k: list(grid[k]) for k in sorted(grid)},
+                  "target": getattr(target, "__name__", repr(target)),
+                  "n_splits": int(n_splits), "seed": int(seed)}
+        key = cache_key(config, X, np.nan_to_num(C, nan=-1.0), Mf)
+        cache = SearchCache(cache_dir) if use_cache else None
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            return hit
+        staged = self._staged_param()
+        if staged is not None and staged not in grid:
+            staged = None
+        # Points that differ only in the staged parameter share one fit (the largest value).
+        groups: dict[str, list[int]] = {}
+        for i, point in enumerate(points):
+            rest = {k: v for k, v in point.items() if k != staged}
+            groups.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append(i)
+        splits = task_splits(X.shape[0], n_splits, seed)
+        totals = np.zeros((len(points), 2))  # regret, mse summed over the inner folds
+        for train, val in splits:
+            pre = self._make_preprocessor()
+            rows = pair_rows(X[val], Mf)
+            if pre is not None:
+                rows = pre.fit(pair_rows(X[train], Mf)).transform(rows)
+            y_val = target(C[val])
+            ok = np.isfinite(y_val)
+            for members in groups.values():
+                top = max(members, key=lambda i: points[i][staged]) if staged else members[0]
+                est = self._fit_pairs(X[train], C[train], Mf, target, pre, points[top])
+                for i in members:
+                    pred = (est.predict(rows) if i == top else
+                            self._predict_staged(est, rows, points[i][staged]))
+                    pred = np.asarray(pred, dtype=float).reshape(len(val), Mf.shape[0])
+                    regret = selection_regret(C[val], pred)
+                    mse = float(np.mean((pred[ok] - y_val[ok]) ** 2)) if ok.any() else 0.0
+                    totals[i] += (1.0 if np.isnan(regret) else regret, mse)
+        totals /= len(splits)
+        scores = [{"params": p, "regret": float(totals[i, 0]), "mse": float(totals[i, 1])}
+                  for i, p in enumerate(points)]
+        best = min(range(len(points)), key=lambda i: (round(scores[i]["regret"], 12),
+                                                       scores[i]["mse"], i))
+        outcome = {"params": points[best], "scores": scores}
+        if cache is not None:
+            cache.put(key, outcome)
+        return outcome

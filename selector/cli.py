@@ -101,7 +101,12 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--embedder", metavar="DIR",
                    help="local sentence-transformer directory (default: packaged MiniLM)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-estimators", type=int, default=None, help="XGBoost trees")
+    p.add_argument("--n-estimators", type=int, default=None,
+                   help="XGBoost trees (default: the level head 400, the ranking head chosen "
+                        "by inner cross-validation)")
+    p.add_argument("--no-search", action="store_true",
+                   help="fit the ranking head with the XGBoost defaults instead of choosing "
+                        "its depth, leaf weight and trees by inner cross-validation (faster)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run_train)
     return p
@@ -127,6 +132,8 @@ def run_train(args: argparse.Namespace) -> int:
         if args.n_estimators < 1:
             return _fail("--n-estimators: must be at least 1")
         xgb["n_estimators"] = args.n_estimators
+    if args.no_search:
+        xgb["search"] = False
     with tempfile.TemporaryDirectory(prefix="metainf-train-") as tmp:
         if args.campaign:
             from metainf.coordinator.client import export_campaign

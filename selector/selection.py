@@ -417,6 +417,35 @@ def _check_query(query: SelectQuery) -> None:
             raise SelectionError("budget", f"must be a finite number >= 0 (got {query.budget})")
 
 
+PREDICTION_CACHE_ROWS = 32768
+"""Feature rows whose predicted log cost a loaded model remembers (about 20 MB at most)."""
+
+
+def predict_log_cost(model: TrainedModel, features: np.ndarray) -> np.ndarray:
+    """The regressor's log cost of each [task, method] feature row, cached by row.
+
+    Select's questions repeat (the same tasks and methods), and XGBoost's per-call
+    overhead (~0.3 ms for a handful of rows) was most of a known-entity Select's CPU
+    time; rows seen before are answered from a cache keyed by their exact feature bytes
+    (a row's prediction depends on that row alone), the rest are predicted in one call.
+    """
+    cache = model.cache.get("predictions")
+    if cache is None:
+        cache = model.cache.setdefault("predictions", {})
+    rows = np.ascontiguousarray(features, dtype=np.float64)
+    keys = [r.tobytes() for r in rows]
+    out = np.array([cache.get(k, np.nan) for k in keys], dtype=float)
+    todo = np.flatnonzero(np.isnan(out))
+    if len(todo):
+        out[todo] = np.asarray(model.selector.estimator_.predict(rows[todo]),
+                               dtype=float).reshape(-1)
+        if len(cache) + len(todo) > PREDICTION_CACHE_ROWS:
+            cache.clear()
+        for i in todo:
+            cache[keys[i]] = float(out[i])
+    return out
+
+
 def select(model: TrainedModel, query: SelectQuery) -> Selection:
     """Score every (method, hardware) candidate at once and return the best within budget."""
     _check_query(query)
@@ -463,8 +492,7 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
     scored = pairs + anchor_pairs
     hw_idx = np.array([i for i, _ in scored])
     m_idx = np.array([method_pos[m] for _, m in scored])
-    log_cost = np.asarray(model.selector.estimator_.predict(
-        np.hstack([X[hw_idx], M[m_idx]])), dtype=float)
+    log_cost = predict_log_cost(model, np.hstack([X[hw_idx], M[m_idx]]))
     own, anchor = log_cost[:len(pairs)].copy(), log_cost[len(pairs):]
     if anchor_of:
         pair_hw = np.array([i for i, _ in pairs])

@@ -24,6 +24,9 @@ def test_save_load_round_trip_gives_the_same_predictions(tmp_path, table):
     assert manifest["metric"] == "Latency" and manifest["minimize"] is True
     assert manifest["methods_by_hardware"]["T4"] == ["tgi", "trtllm", "vllm"]
     assert (tmp_path / model.version / "xgboost.ubj").exists()
+    assert (tmp_path / model.version / "xgboost-ranker.ubj").exists()  # the ranking head
+    assert manifest["info"]["best_params"] == model.selector.best_params_
+    assert "n_estimators" not in model.selector.best_params_  # given, so not searched
     loaded = load_model(tmp_path)
     assert loaded.version == model.version
     X1 = model.featurizer.transform_tasks(table.tasks)
@@ -50,6 +53,16 @@ def test_versions_depend_on_config_and_latest_moves(tmp_path, table):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == sorted(
         {a.version, c.version})
     assert load_model(tmp_path / a.version).version == a.version
+
+
+def test_a_model_of_the_old_single_head_format_asks_for_a_retrain(tmp_path, table):
+    model = train(table, tmp_path, style="basic", svd_k=4, embedder=shared_embedder(),
+                  n_estimators=20, search=False)
+    path = tmp_path / model.version / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "format": 1}))
+    with pytest.raises(ModelNotFoundError, match="retrain"):
+        load_model(tmp_path)
 
 
 def test_missing_model_says_how_to_train(tmp_path):

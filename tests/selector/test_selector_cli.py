@@ -46,6 +46,21 @@ def test_train_prints_version_and_writes_latest(trained):
     assert (trained / "models" / version / "manifest.json").exists()
 
 
+def test_train_no_search_keeps_the_given_options(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("METAINF_EMBEDDING_CACHE", str(tmp_path / "emb"))
+    data = tmp_path / "bench.csv"
+    external_frame().to_csv(data, index=False)
+    rc = run(["train", "--data", str(data), *MAPPING, "--out", str(tmp_path / "m"),
+              "--n-estimators", "30", "--no-search"])
+    version = capsys.readouterr().out.strip()
+    assert rc == 0
+    manifest = json.loads((tmp_path / "m" / version / "manifest.json").read_text())
+    assert manifest["selector_params"]["search"] is False
+    assert manifest["selector_params"]["n_estimators"] == 30
+    assert manifest["info"]["best_params"] == {}
+    assert (tmp_path / "m" / version / "xgboost-ranker.ubj").exists()
+
+
 def test_select_json_for_unseen_gpu(trained, capsys):
     rc = run(["select", "--model-dir", str(trained / "models"), "--model", "Llama-2-7b",
               "--hardware-text", "NVIDIA H200 141GB HBM3e", "--hardware", "L4",

@@ -1,0 +1,127 @@
+"""MetaInf's two heads, its searched hyper-parameters and its snapping of unseen values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from metainf.selector.base import pair_rows
+from metainf.selector.metainf import MetaInfSelector
+
+FAST = {"n_estimators": 60, "search": False}
+
+
+def level_table(n=80, seed=0):
+    """Task levels spread over three orders of magnitude; the best method turns on x[1].
+
+    Methods differ by a few percent only: m0 wins where x[1] < 0, m2 where x[1] > 0.
+    """
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.uniform(0, 3, n), rng.uniform(-1, 1, n)])
+    level = 10.0 ** X[:, 0]
+    side = np.where(X[:, 1] < 0, 1.0, -1.0)
+    factors = np.column_stack([1 - 0.03 * side, np.full(n, 1.02), 1 + 0.03 * side])
+    C = level[:, None] * factors * rng.uniform(0.998, 1.002, size=(n, 3))
+    return X, C
+
+
+def test_ranking_head_picks_by_few_percent_while_the_level_follows_the_task():
+    X, C = level_table()
+    Xt, Ct = level_table(n=40, seed=1)
+    sel = MetaInfSelector(search=False, seed=0).fit(X, C)
+    pred = sel.predict_log_cost(Xt)
+    hits = (np.argmin(pred, axis=1) == np.argmin(Ct, axis=1)).mean()
+    assert hits >= 0.9
+    # the level: the mean predicted log cost of a task is the level head's mean
+    heads = sel.estimator_
+    rows = heads.snapper.transform(pair_rows(Xt, np.eye(3)))
+    level_head = heads.level.predict(rows).reshape(len(Xt), 3)
+    np.testing.assert_allclose(pred.mean(axis=1), level_head.mean(axis=1), rtol=1e-5)
+    error = pred.mean(axis=1) - np.log(Ct).mean(axis=1)  # levels span ~7 in log
+    assert np.abs(error).mean() < 0.2 and np.corrcoef(pred.mean(axis=1),
+                                                      np.log(Ct).mean(axis=1))[0, 1] > 0.99
+    # the single absolute regressor of the paper ranks worse on the same table
+    single = MetaInfSelector(search=False, relative=False, seed=0).fit(X, C)
+    single_hits = (np.argmin(single.predict_cost(Xt), axis=1) == np.argmin(Ct, axis=1)).mean()
+    assert hits > single_hits
+
+
+def test_predict_rows_scores_any_pairs_like_the_grid():
+    X, C = level_table(n=40)
+    sel = MetaInfSelector(**FAST).fit(X, C)
+    grid = sel.predict_log_cost(X[:5])
+    rows = pair_rows(X[:5], np.eye(3))[[0, 4, 8, 9, 14]]
+    np.testing.assert_allclose(sel.predict_rows(rows), grid.reshape(-1)[[0, 4, 8, 9, 14]],
+                               rtol=1e-6)
+    # the fitted estimator answers pair rows like one regressor of log cost
+    np.testing.assert_allclose(sel.estimator_.predict(rows), sel.predict_rows(rows))
+    assert sel.estimator_.n_features_in_ == rows.shape[1]
+    assert sel.predict_rows(rows[:0]).shape == (0,)
+
+
+def test_unseen_hardware_falls_with_the_nearest_known_one():
+    # x = bandwidth; known: 0.30, 0.32 (method 0 wins) and 3.35 (method 1 wins)
+    rng = np.random.default_rng(0)
+    bw = np.repeat([0.30, 0.32, 3.35], 20)
+    other = rng.normal(size=bw.size)
+    X = np.column_stack([bw, other])
+    C = np.where((bw > 1)[:, None], [2.0, 1.0], [1.0, 2.0]) * rng.uniform(0.99, 1.01,
+                                                                        (bw.size, 2))
+    sel = MetaInfSelector(**FAST).fit(X, C)
+    a100 = np.column_stack([np.full(5, 2.0), rng.normal(size=5)])  # nearer 3.35
+    assert (np.argmin(sel.predict_cost(a100), axis=1) == 1).all()
+    slow = np.column_stack([np.full(5, 1.0), rng.normal(size=5)])  # nearer 0.32
+    assert (np.argmin(sel.predict_cost(slow), axis=1) == 0).all()
+
+
+def test_search_chooses_on_training_tasks_and_is_cached(tmp_path):
+    # the winner depends on an interaction of two features: one-level trees cannot see it
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(90, 2))
+    wins_first = (X[:, 0] > 0) == (X[:, 1] > 0)
+    C = np.where(wins_first[:, None], [1.0, 1.1], [1.1, 1.0]) * rng.uniform(0.99, 1.01,
+                                                                          (90, 2))
+    grid = {"max_depth": [1, 3], "n_estimators": [20, 80]}
+    sel = MetaInfSelector(param_grid=grid, cache_dir=str(tmp_path)).fit(X, C)
+    assert sel.best_params_["max_depth"] == 3
+    assert len(sel.search_scores_) == 4
+    assert {s["params"]["max_depth"] for s in sel.search_scores_} == {1, 3}
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    # the same config and data read the cache
+    again = MetaInfSelector(param_grid=grid, cache_dir=str(tmp_path)).fit(X, C)
+    assert again.best_params_ == sel.best_params_
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    np.testing.assert_allclose(again.predict_cost(X), sel.predict_cost(X), rtol=1e-6)
+    # other data is another search
+    MetaInfSelector(param_grid=grid, cache_dir=str(tmp_path)).fit(X[:60], C[:60])
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_seeded_deterministic_and_cloneable(tmp_path):
+    X, C = level_table(n=40)
+    params = {"param_grid": {"max_depth": [2, 4], "n_estimators": [30]}, "cache": False,
+              "seed": 3}
+    a = MetaInfSelector(**params).fit(X, C)
+    b = clone(a).fit(X, C)
+    np.testing.assert_array_equal(a.predict_cost(X), b.predict_cost(X))
+    assert clone(a).get_params() == a.get_params()
+    assert not any(k.endswith("_") for k in vars(clone(a)))
+
+
+def test_save_and_load_state_round_trip(tmp_path):
+    X, C = level_table(n=40)
+    sel = MetaInfSelector(**FAST).fit(X, C, np.eye(3) * 2.0)
+    files = sel.save_state(tmp_path)
+    assert set(files) == {"xgboost.ubj", "xgboost-ranker.ubj", "metainf-state.npz"}
+    loaded = MetaInfSelector.load_state(tmp_path, sel.get_params())
+    unseen = X[:7] + 0.123
+    np.testing.assert_allclose(loaded.predict_cost(unseen, np.eye(3) * 2.0),
+                               sel.predict_cost(unseen, np.eye(3) * 2.0), rtol=1e-6)
+    single = MetaInfSelector(relative=False, **FAST).fit(X, C)
+    assert "xgboost-ranker.ubj" not in single.save_state(tmp_path / "..")
+
+
+def test_fit_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="one row per task"):
+        MetaInfSelector(**FAST).fit(np.zeros((3, 2)), np.ones((4, 2)))
