@@ -27,9 +27,11 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from benchlib import wait_serving  # noqa: E402
+
 FAKE_ENGINE = "fake_engines:SlowEngine"
 
 
@@ -103,17 +105,8 @@ class Farm:
             "coordinator", "--db", str(self.db), "--port", str(self.port),
             "--lease-s", str(self.lease_s), "--heartbeat-s", str(self.lease_s / 3),
             log="coordinator.log")
-        stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(self.address))
-        while True:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    return time.monotonic() - t0
-            except grpc.RpcError:
-                pass
-            if time.monotonic() - t0 > 60:
-                raise RuntimeError("coordinator did not report SERVING within 60 s")
-            time.sleep(0.1)
+        wait_serving(self.address, timeout_s=60, proc=self.coordinator)
+        return time.monotonic() - t0
 
     def start_worker(self, name: str) -> None:
         """Start a worker process (again) under a name."""
