@@ -218,44 +218,6 @@ def _generate_like(engine, requests, temperature: float) -> float:
     return time.perf_counter() - t0
 
 
-def rescan_meter_class():
-    """The MemoryMeter proposed for worker/metrics.py: list the process tree once a second.
-
-    The current one calls psutil's children(recursive=True) on every 50 ms sample, which
-    reads every /proc/*/stat (~9 ms of CPU per sample on this machine), in the process
-    that runs the engine's Python loop.
-    """
-    import psutil
-
-    from metainf.worker.metrics import MemoryMeter
-
-    class RescanMemoryMeter(MemoryMeter):
-        """Samples the RSS of a process tree listed at most once per rescan_s."""
-
-        rescan_s = 1.0
-
-        def _sample(self) -> int:
-            if self.handles:
-                return super()._sample()
-            now = time.monotonic()
-            if now - getattr(self, "_scanned", -1e9) >= self.rescan_s:
-                try:
-                    root = psutil.Process(self.pid)
-                    self._procs = [root, *root.children(recursive=True)]
-                except psutil.Error:
-                    self._procs = []
-                self._scanned = now
-            total = 0
-            for proc in self._procs:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-            return total
-
-    return RescanMemoryMeter
-
-
 @contextlib.contextmanager
 def _without_min_tokens(active: bool):
     """While active, SamplingParams built through `vllm.SamplingParams` drop min_tokens."""
@@ -293,11 +255,8 @@ def diagnose(model: str, method, batch: int, workload: dict, cpus: tuple[int, ..
     engine = VllmEngine()
     engine.start(ref, {**method.engine_config(), "max_num_seqs": batch},
                  EngineOptions(cpus=cpus, memory_share=memory_share, device="cpu"))
-    rescan_meter = rescan_meter_class()
     variants = {
         "farm cell: engine.run inside MemoryMeter + EnergyMeter (as CellRunner)": "metered",
-        "the same with the proposed MemoryMeter (process tree listed once a second)":
-            "rescan",
         "engine.run alone (farm loop: DELTA outputs, token times, greedy, min_tokens)": "run",
         "engine.run without min_tokens (redundant with ignore_eos and max_tokens)": "nomin",
         "LLM.generate's loop on the same engine, greedy": "gen0",
@@ -315,10 +274,6 @@ def diagnose(model: str, method, batch: int, workload: dict, cpus: tuple[int, ..
                 engine.reset_cache()
                 if v == "metered":
                     with MemoryMeter(os.getpid()), EnergyMeter():
-                        trace = engine.run(requests, batch, True)
-                    times[v].append(trace.end - trace.start)
-                elif v == "rescan":
-                    with rescan_meter(os.getpid()), EnergyMeter():
                         trace = engine.run(requests, batch, True)
                     times[v].append(trace.end - trace.start)
                 elif v in ("run", "nomin"):
