@@ -211,10 +211,15 @@ def run_chaos(workdir: Path, cells: int = 40, workers: int = 2, worker_kills: in
 
 def _kill_worker(farm: Farm, rng: random.Random, names: list[str], report: ChaosReport) -> None:
     """Kill a worker that holds a cell, then time how long until that cell is leased again."""
-    conn = sqlite3.connect(farm.db)
-    held = conn.execute("SELECT c.cell_id, c.epoch, w.name FROM cells c JOIN workers w "
-                        "ON w.worker_id = c.worker_id WHERE c.status='leased'").fetchall()
-    conn.close()
+    held: list = []
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:  # wait for a cell in flight to kill
+        conn = sqlite3.connect(farm.db)
+        held = conn.execute("SELECT c.cell_id, c.epoch, w.name FROM cells c JOIN workers w "
+                            "ON w.worker_id = c.worker_id WHERE c.status='leased'").fetchall()
+        conn.close()
+        if not held:
+            time.sleep(0.05)
     if not held:
         return
     cell_id, epoch, name = rng.choice(held)
