@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from metainf.selector.base import TaskMethodSelector
-from metainf.selector.baselines.scores import as_cost_table, check_n_methods
+from metainf.selector.baselines.scores import check_n_methods, row_ranks
 
 
 def rank_scores(C: np.ndarray) -> np.ndarray:
     """Each row's measured methods ranked in (0, 1], best (lowest cost) = 1; NaN elsewhere."""
-    C = as_cost_table(C)
-    R = np.full_like(C, np.nan)
-    for i, row in enumerate(C):
-        ok = np.isfinite(row)
-        if ok.any():
-            R[i, ok] = rankdata(-row[ok], method="average") / ok.sum()
-    return R
+    ranks = row_ranks(C)  # 1 = lowest cost, ties averaged
+    measured = np.isfinite(ranks).sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (measured + 1 - ranks) / measured
 
 
 class AlorsSelector(TaskMethodSelector):
