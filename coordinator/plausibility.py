@@ -6,6 +6,7 @@ import functools
 import statistics
 from typing import Any
 
+from metainf.coordinator.campaigns import STATS_VOCAB
 from metainf.worker.workloads import WorkloadSpec, build_requests
 
 CONSISTENCY_TOLERANCE = 0.05
@@ -22,7 +23,7 @@ MIN_CLASS_SAMPLES = 2
 def workload_totals(workload_json: str) -> tuple[int, int]:
     """(requests, output tokens) a workload must produce, from its spec."""
     spec = WorkloadSpec.model_validate_json(workload_json)
-    requests = build_requests(spec, 32000)
+    requests = build_requests(spec, STATS_VOCAB)
     return len(requests), sum(r.output_tokens for r in requests)
 
 

@@ -110,19 +110,22 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             worker = self.store.worker(worker_id)
         except NotFound as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        self._check_owner(worker, context)
+        return worker
+
+    def _check_owner(self, worker: dict[str, Any], context: grpc.ServicerContext) -> None:
         identity = current_identity.get()
         if identity.role == "worker" and worker["operator"] != identity.operator:
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          f"worker {worker_id} belongs to another operator")
-        return worker
+                          f"worker {worker['worker_id']} belongs to another operator")
 
     def Heartbeat(self, request, context):
         """Renew the worker's liveness and its running cell's lease."""
         try:
-            self.store.worker(request.worker_id)
+            worker = self.store.worker(request.worker_id)
         except NotFound:
             return farm_pb2.HeartbeatResponse(known=False)
-        self._own_worker(request.worker_id, context)
+        self._check_owner(worker, context)
         self.store.touch_worker(request.worker_id)
         abort = False
         if request.cell_id:
