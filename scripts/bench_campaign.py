@@ -433,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-campaign-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(benchlib.machine_line())
-    if benchlib.busy_note():
-        print(benchlib.busy_note())
+    if note := benchlib.busy_note():
+        print(note)
     print(f"workers: {args.workers}, cores {' | '.join(cpus)}; coordinator in this process "
           f"(SQLite WAL, synchronous=FULL), RPC handlers timed server side")
     overhead_ms = None

@@ -358,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=figures)
 
     emit(benchlib.machine_line())
-    if benchlib.busy_note():
-        emit(benchlib.busy_note())
+    if note := benchlib.busy_note():
+        emit(note)
     emit(f"workload: {args.num_prompts} prompts x {args.input_len} random input tokens "
          f"(no shared prefix) -> exactly {args.output_len} output tokens (EOS ignored); "
          f"{args.batch_size} in flight; model {args.model} (dummy weights); engine cores "

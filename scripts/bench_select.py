@@ -492,8 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-select-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(benchlib.machine_line())
-    if benchlib.busy_note():
-        print(benchlib.busy_note())
+    if note := benchlib.busy_note():
+        print(note)
     print(f"clients: {args.clients} processes, open loop (gRPC futures), deadline "
           f"{DEADLINE_S:.0f} s; one hardware option per Select (8 candidate methods); known "
           f"entities: 256 distinct questions asked over and over")
