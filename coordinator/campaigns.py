@@ -95,4 +95,5 @@ def result_row(r: dict[str, Any]) -> farm_pb2.ResultRow:
         max_output_tokens=workload.get("max_output_tokens", 0), repetition=r["repetition"],
         replica=r["replica"], run=run, engine=r["engine"], engine_version=r["engine_version"],
         weights=r["weights"], engine_config_json=r["engine_config_json"],
-        workload=r["workload_label"], engine_start_s=r["engine_start_s"] or 0.0)
+        workload=r["workload_label"], engine_start_s=r["engine_start_s"] or 0.0,
+        accepted=bool(r["accepted"]))

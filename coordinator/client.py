@@ -63,13 +63,16 @@ def campaign_status(address: str, campaign_id: str, token_file: str | None = Non
 
 
 def export_campaign(address: str, campaign_id: str, out_path: str | Path,
-                    token_file: str | None = None) -> Path:
-    """Fetch every row of a campaign and write P (+ FILE.meta.json); return the path."""
+                    token_file: str | None = None, all_replicas: bool = False) -> Path:
+    """Fetch every row of a campaign's P and write it (+ FILE.meta.json); return the path.
+
+    With `all_replicas`, rows of copies not accepted into P come too, with an `accepted`
+    column."""
     stub = coordinator_stub(address, token_file)
     rows, meta = [], {}
-    for chunk in stub.ExportResults(farm_pb2.ExportResultsRequest(campaign_id=campaign_id),
-                                    timeout=EXPORT_DEADLINE_S, wait_for_ready=True):
+    request = farm_pb2.ExportResultsRequest(campaign_id=campaign_id, all_replicas=all_replicas)
+    for chunk in stub.ExportResults(request, timeout=EXPORT_DEADLINE_S, wait_for_ready=True):
         if chunk.meta_json:
             meta = json.loads(chunk.meta_json)
         rows.extend(chunk.rows)
-    return write_p(rows_to_frame(rows), meta, out_path)
+    return write_p(rows_to_frame(rows, with_accepted=all_replicas), meta, out_path)

@@ -24,8 +24,10 @@ COLUMNS = (
 """Columns of an exported P, in order."""
 
 
-def rows_to_frame(rows: Iterable[farm_pb2.ResultRow]) -> pd.DataFrame:
-    """ResultRow messages as the long-format DataFrame of P (NaN for missing metrics)."""
+def rows_to_frame(rows: Iterable[farm_pb2.ResultRow], with_accepted: bool = False
+                  ) -> pd.DataFrame:
+    """ResultRow messages as the long-format DataFrame of P (NaN for missing metrics);
+    `with_accepted` adds whether each row is in P (for an export of every replica)."""
     records = []
     for r in rows:
         rec: dict[str, Any] = {
@@ -38,14 +40,15 @@ def rows_to_frame(rows: Iterable[farm_pb2.ResultRow]) -> pd.DataFrame:
             "replica": r.replica, "status": r.run.status, "engine": r.engine,
             "engine_version": r.engine_version, "weights": r.weights,
             "engine_config": r.engine_config_json, "engine_start_s": r.engine_start_s,
-            "error": r.run.error,
+            "error": r.run.error, "accepted": int(r.accepted),
         }
         done = r.run.status == "done"
         for name in METRIC_COLUMNS:
             present = r.run.HasField(name) if name == "energy_j" else done
             rec[name] = getattr(r.run, name) if present else math.nan
         records.append(rec)
-    return pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    columns = [*COLUMNS, "accepted"] if with_accepted else list(COLUMNS)
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def meta_path(path: str | Path) -> Path:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from metainf.coordinator.replication import DEFAULT_TOLERANCE
 from metainf.methods import Method, MethodError, engine_key, parse_methods
 from metainf.worker.models import known_models
 from metainf.worker.workloads import WorkloadError, WorkloadSpec, materialize, workload_label
@@ -66,6 +67,7 @@ class Grid(BaseModel):
     hardware: Literal["all"] | list[str] = "all"
     repetitions: int = Field(default=3, ge=1, le=100)
     replicas: int = Field(default=1, ge=1, le=5)
+    replica_tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0, le=10)
     timeout_s: float = Field(default=1800.0, gt=0, le=86400)
 
     def parsed_methods(self) -> list[Method]:

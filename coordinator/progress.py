@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from metainf.coordinator.client import campaign_status
+from metainf.coordinator.replication import VERDICTS
 from metainf.v1 import farm_pb2
 
 FINAL = ("done", "failed", "oom", "timeout")
@@ -57,6 +58,10 @@ def print_status(status: farm_pb2.CampaignStatus, console: Console | None = None
     for key in ("pending", "leased", *FINAL):
         table.add_row(key, str(status.cells.get(key, 0)))
     console.print(table)
+    if status.replica_groups:
+        groups = ", ".join(f"{status.replica_groups.get(v, 0)} {v}" for v in VERDICTS)
+        console.print(f"replicated cells: {groups} (waiting copies run only on a worker of "
+                      f"an operator that ran no other copy)")
     if status.workers:
         wt = Table("worker", "hardware", "cells done", "current cell")
         for w in status.workers:

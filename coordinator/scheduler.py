@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metainf.coordinator.grid import expand, validate_grid
+from metainf.coordinator.replication import group_id
 from metainf.coordinator.store import FINAL_STATUSES, Lease, Store
 
 
@@ -73,6 +74,9 @@ def cell_rows(campaign_id: str, class_id: str, grid_obj: dict[str, Any]) -> list
             "method_json": json.dumps(t.method.to_dict()), "workload_label": t.workload_label,
             "workload_json": t.workload.model_dump_json(exclude_none=True),
             "batch_size": t.batch_size, "repetitions": grid.repetitions, "replica": t.replica,
+            "replicas": grid.replicas,
+            "group_id": group_id(campaign_id, class_id, t.model, t.method.name, t.workload_label,
+                                 t.batch_size),
             "engine_key": t.engine_key, "timeout_s": grid.timeout_s,
         })
     return rows
@@ -103,7 +107,8 @@ def next_lease(store: Store, worker: dict[str, Any], warm_key: str,
     Expired leases are returned to the queue by the caller (store.expire_leases) first.
     """
     campaign_ids = bind_campaigns(store, worker)
-    pending = store.pending_cells(worker["class_id"], campaign_ids, worker["worker_id"])
+    pending = store.pending_cells(worker["class_id"], campaign_ids, worker["worker_id"],
+                                  worker["operator"])
     if not pending:
         return None
     busy = store.busy_engine_keys(worker["class_id"], worker["worker_id"])

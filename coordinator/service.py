@@ -260,7 +260,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             campaign_id=p["campaign_id"], name=p["name"], state=p["state"], cells=p["cells"],
             total_cells=p["total_cells"], eta_s=p["eta_s"],
             hardware_classes=p["hardware_classes"], created_at=p["created_at"],
-            workers=[farm_pb2.WorkerProgress(**w) for w in p["workers"]])
+            workers=[farm_pb2.WorkerProgress(**w) for w in p["workers"]],
+            replica_groups=p["replica_groups"])
 
     def ExportResults(self, request, context):
         """Stream a campaign's rows of P, with its meta JSON in the first chunk."""
@@ -268,7 +269,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             meta = campaigns.export_meta(self.store, request.campaign_id)
         except NotFound as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        rows = [campaigns.result_row(r) for r in self.store.results(request.campaign_id)]
+        rows = [campaigns.result_row(r)
+                for r in self.store.results(request.campaign_id, request.all_replicas)]
         yield farm_pb2.ExportChunk(rows=rows[:EXPORT_CHUNK_ROWS], meta_json=json.dumps(meta))
         for i in range(EXPORT_CHUNK_ROWS, len(rows), EXPORT_CHUNK_ROWS):
             yield farm_pb2.ExportChunk(rows=rows[i:i + EXPORT_CHUNK_ROWS])

@@ -51,6 +51,7 @@ def campaign_progress(store: Store, campaign_id: str) -> dict[str, Any]:
         "workers": workers, "eta_s": eta if remaining else 0.0,
         "hardware_classes": [labels[c] for c in store.bound_classes(cid)],
         "created_at": campaign["created_at"],
+        "replica_groups": store.replica_groups(cid),
     }
 
 

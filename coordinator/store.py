@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from metainf.coordinator import replication
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hardware_classes (
@@ -62,6 +65,8 @@ CREATE TABLE IF NOT EXISTS cells (
     batch_size INTEGER NOT NULL,
     repetitions INTEGER NOT NULL,
     replica INTEGER NOT NULL,
+    replicas INTEGER NOT NULL DEFAULT 1,
+    group_id TEXT NOT NULL DEFAULT '',
     engine_key TEXT NOT NULL,
     timeout_s REAL NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
@@ -101,9 +106,26 @@ CREATE TABLE IF NOT EXISTS results (
     engine_config_json TEXT NOT NULL DEFAULT '{}',
     engine_start_s REAL NOT NULL DEFAULT 0,
     stored_at REAL NOT NULL,
+    accepted INTEGER NOT NULL DEFAULT 1,
     UNIQUE (campaign_id, cell_id, repetition, replica)
 );
+CREATE TABLE IF NOT EXISTS replica_groups (
+    group_id TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL REFERENCES campaigns(campaign_id),
+    verdict TEXT NOT NULL,
+    accepted_cell_id TEXT,
+    detail TEXT NOT NULL,
+    decided_at REAL NOT NULL
+);
 """
+
+MIGRATIONS = (
+    ("cells", "replicas", "INTEGER NOT NULL DEFAULT 1"),
+    ("cells", "group_id", "TEXT NOT NULL DEFAULT ''"),
+    ("results", "accepted", "INTEGER NOT NULL DEFAULT 1"),
+)
+"""Columns added since the first schema: (table, column, declaration), added in place to
+an older database on open, so that nothing stored is lost."""
 
 FINAL_STATUSES = ("done", "failed", "oom", "timeout")
 METRIC_COLUMNS = ("runtime_s", "request_throughput", "throughput_tok_s", "ttft_p50_s",
@@ -151,6 +173,44 @@ def _held_cell(tx: sqlite3.Connection, cell_id: str, worker_id: str,
     return cell
 
 
+def _vote(tx: sqlite3.Connection, cell: dict[str, Any], now: float) -> None:
+    """Once every copy of a replicated cell has finished, accept one into P, queue a
+    tie-breaker copy, or declare the group disputed (replication.settle)."""
+    gid = cell["group_id"]
+    copies = [dict(r) for r in tx.execute(
+        "SELECT * FROM cells WHERE group_id=? ORDER BY replica", (gid,))]
+    if any(c["status"] not in FINAL_STATUSES for c in copies):
+        return
+    runtimes: dict[str, list[float]] = {}
+    for r in tx.execute("SELECT r.cell_id, r.runtime_s FROM results r JOIN cells c "
+                        "USING (cell_id) WHERE c.group_id=? AND r.status='done'", (gid,)):
+        runtimes.setdefault(r["cell_id"], []).append(r["runtime_s"])
+    grid = json.loads(tx.execute("SELECT grid_json FROM campaigns WHERE campaign_id=?",
+                                 (cell["campaign_id"],)).fetchone()[0])
+    verdict = replication.settle(
+        [replication.Copy(c["replica"], c["status"], tuple(runtimes.get(c["cell_id"], ())))
+         for c in copies], cell["replicas"],
+        grid.get("replica_tolerance", replication.DEFAULT_TOLERANCE))
+    if verdict.state == "tiebreak":
+        extra = dict(copies[-1])
+        extra_replica = extra["replica"] + 1
+        extra.update(cell_id=f"{gid}-r{extra_replica}", replica=extra_replica,
+                     status="pending", epoch=0, worker_id=None, lease_deadline=None,
+                     attempts=0, started_at=None, finished_at=None, error="",
+                     avoid_worker=None)
+        cols = ", ".join(extra)
+        tx.execute(f"INSERT INTO cells({cols}) VALUES ({', '.join('?' * len(extra))})",
+                   tuple(extra.values()))
+        return
+    accepted = next((c["cell_id"] for c in copies if c["replica"] == verdict.accepted_replica),
+                    None)
+    tx.execute("INSERT OR REPLACE INTO replica_groups(group_id, campaign_id, verdict, "
+               "accepted_cell_id, detail, decided_at) VALUES (?,?,?,?,?,?)",
+               (gid, cell["campaign_id"], verdict.state, accepted, verdict.detail, now))
+    if accepted:
+        tx.execute("UPDATE results SET accepted=1 WHERE cell_id=?", (accepted,))
+
+
 def new_id(prefix: str) -> str:
     """A short random id with a readable prefix."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -171,6 +231,14 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        for table, column, declaration in MIGRATIONS:
+            have = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS cells_by_group ON cells(group_id)")
 
     def close(self) -> None:
         """Close the database connection."""
@@ -292,9 +360,10 @@ class Store:
             tx.executemany(
                 "INSERT INTO cells(cell_id, campaign_id, class_id, seq, model, method, "
                 "method_json, workload_label, workload_json, batch_size, repetitions, replica, "
-                "engine_key, timeout_s) VALUES (:cell_id, :campaign_id, :class_id, :seq, "
-                ":model, :method, :method_json, :workload_label, :workload_json, :batch_size, "
-                ":repetitions, :replica, :engine_key, :timeout_s)", cells)
+                "replicas, group_id, engine_key, timeout_s) VALUES (:cell_id, :campaign_id, "
+                ":class_id, :seq, :model, :method, :method_json, :workload_label, :workload_json, "
+                ":batch_size, :repetitions, :replica, :replicas, :group_id, :engine_key, "
+                ":timeout_s)", cells)
         return True
 
     def cell_counts(self, campaign_id: str) -> dict[str, int]:
@@ -320,9 +389,13 @@ class Store:
                              (time.time() + lease_s,))
             return cur.rowcount
 
-    def pending_cells(self, class_id: str, campaign_ids: list[str],
-                      worker_id: str = "") -> list[dict[str, Any]]:
-        """Queued cells of one hardware class in the given campaigns that this worker may take."""
+    def pending_cells(self, class_id: str, campaign_ids: list[str], worker_id: str = "",
+                      operator: str = "") -> list[dict[str, Any]]:
+        """Queued cells of one hardware class in the given campaigns that this worker may take.
+
+        A copy of a replicated cell is never offered to a worker whose operator (or, for
+        workers without an operator, the worker itself) runs or ran another copy.
+        """
         if not campaign_ids:
             return []
         marks = ",".join("?" * len(campaign_ids))
@@ -330,8 +403,12 @@ class Store:
             f"SELECT c.cell_id, c.campaign_id, c.engine_key, c.seq, k.created_at FROM cells c "
             f"JOIN campaigns k USING (campaign_id) WHERE c.class_id=? AND c.status='pending' "
             f"AND c.campaign_id IN ({marks}) AND (c.avoid_worker IS NULL OR c.avoid_worker != ?) "
+            f"AND (c.replicas = 1 OR NOT EXISTS (SELECT 1 FROM cells s JOIN workers sw "
+            f"ON sw.worker_id = s.worker_id WHERE s.group_id = c.group_id "
+            f"AND s.cell_id != c.cell_id AND s.status != 'pending' "
+            f"AND (sw.worker_id = ? OR (sw.operator != '' AND sw.operator = ?)))) "
             f"ORDER BY k.created_at, c.seq",
-            (class_id, *campaign_ids, worker_id))
+            (class_id, *campaign_ids, worker_id, worker_id, operator))
 
     def busy_engine_keys(self, class_id: str, exclude_worker: str) -> set[str]:
         """Engine keys other workers of a class hold warm or are running now."""
@@ -403,19 +480,21 @@ class Store:
                     "worker_id, epoch, status, error, runtime_s, request_throughput, "
                     "throughput_tok_s, ttft_p50_s, ttft_p99_s, itl_p50_s, itl_p99_s, "
                     "peak_mem_gb, energy_j, engine, engine_version, weights, "
-                    "engine_config_json, engine_start_s, stored_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "engine_config_json, engine_start_s, stored_at, accepted) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (cell["campaign_id"], cell_id, run["repetition"], cell["replica"],
                      worker_id, epoch, run.get("status", status),
                      run.get("error", "") or (error if run.get("status") != "done" else ""),
                      *(run.get(c) for c in METRIC_COLUMNS),
                      engine.get("engine", ""), engine.get("engine_version", ""),
                      engine.get("weights", ""), engine.get("engine_config_json", "{}"),
-                     engine.get("engine_start_s", 0.0), now))
+                     engine.get("engine_start_s", 0.0), now, int(cell["replicas"] == 1)))
                 stored += cur.rowcount
             tx.execute(
                 "UPDATE cells SET status=?, attempts=?, error=?, finished_at=?, "
                 "lease_deadline=NULL WHERE cell_id=?", (status, attempts, error, now, cell_id))
+            if cell["replicas"] > 1:
+                _vote(tx, cell, now)
         return stored
 
     def reject_result(self, cell_id: str, worker_id: str, epoch: int, reason: str,
@@ -450,14 +529,24 @@ class Store:
             by_cell.setdefault(r["cell_id"], []).append(r["runtime_s"])
         return [float(np.median(v)) for v in by_cell.values()]
 
-    def results(self, campaign_id: str) -> list[dict[str, Any]]:
-        """Every stored result row of a campaign joined with its cell."""
+    def results(self, campaign_id: str, all_replicas: bool = False) -> list[dict[str, Any]]:
+        """The result rows of a campaign in P (every copy's rows with `all_replicas`),
+        joined with their cells."""
         return self.query(
             "SELECT r.*, c.model, c.method, c.method_json, c.workload_label, c.workload_json, "
             "c.batch_size, h.label AS hardware, w.name AS worker_name FROM results r "
             "JOIN cells c USING (cell_id) JOIN hardware_classes h ON h.class_id = c.class_id "
             "LEFT JOIN workers w ON w.worker_id = r.worker_id "
-            "WHERE r.campaign_id=? ORDER BY c.seq, c.class_id, r.repetition", (campaign_id,))
+            "WHERE r.campaign_id=? AND (r.accepted = 1 OR ?) "
+            "ORDER BY c.seq, c.class_id, r.repetition", (campaign_id, int(all_replicas)))
+
+    def replica_groups(self, campaign_id: str) -> dict[str, int]:
+        """Groups of copies of a replicated campaign by verdict (empty without replicas)."""
+        groups = self.query(
+            "SELECT c.group_id, g.verdict FROM cells c LEFT JOIN replica_groups g "
+            "USING (group_id) WHERE c.campaign_id=? AND c.replicas > 1 GROUP BY c.group_id",
+            (campaign_id,))
+        return dict(Counter(g["verdict"] or "waiting" for g in groups))
 
     def cell_durations(self, campaign_id: str) -> list[float]:
         """Wall seconds of each finished cell of a campaign (lease to report)."""

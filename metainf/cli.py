@@ -127,7 +127,8 @@ def _campaign_export(args: argparse.Namespace) -> int:
 
     if Path(args.out).suffix not in (".parquet", ".csv"):
         raise CliError(f"--out: use a .parquet or .csv file name, got {args.out!r}")
-    path = export_campaign(args.coordinator, args.id, args.out, args.token_file)
+    path = export_campaign(args.coordinator, args.id, args.out, args.token_file,
+                           all_replicas=args.all_replicas)
     print(path)
     return 0
 
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     _client_flags(p)
     p.add_argument("--out", required=True)
+    p.add_argument("--all-replicas", action="store_true",
+                   help="also write rows of replicated copies not accepted into P, with an "
+                        "`accepted` column (for audit)")
     p.set_defaults(func=_campaign_export)
 
     from metainf.selector.cli import add_select_parser, add_train_parser

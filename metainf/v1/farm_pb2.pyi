@@ -225,8 +225,15 @@ class WorkerProgress(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., hardware_label: _Optional[str] = ..., cells_done: _Optional[int] = ..., current_cell: _Optional[str] = ...) -> None: ...
 
 class CampaignStatus(_message.Message):
-    __slots__ = ("campaign_id", "name", "state", "cells", "total_cells", "workers", "eta_s", "hardware_classes", "created_at")
+    __slots__ = ("campaign_id", "name", "state", "cells", "total_cells", "workers", "eta_s", "hardware_classes", "created_at", "replica_groups")
     class CellsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ReplicaGroupsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +249,7 @@ class CampaignStatus(_message.Message):
     ETA_S_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_CLASSES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_GROUPS_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     state: str
@@ -251,16 +259,19 @@ class CampaignStatus(_message.Message):
     eta_s: float
     hardware_classes: _containers.RepeatedScalarFieldContainer[str]
     created_at: float
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., cells: _Optional[_Mapping[str, int]] = ..., total_cells: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerProgress, _Mapping]]] = ..., eta_s: _Optional[float] = ..., hardware_classes: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ...) -> None: ...
+    replica_groups: _containers.ScalarMap[str, int]
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., cells: _Optional[_Mapping[str, int]] = ..., total_cells: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerProgress, _Mapping]]] = ..., eta_s: _Optional[float] = ..., hardware_classes: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., replica_groups: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ExportResultsRequest(_message.Message):
-    __slots__ = ("campaign_id",)
+    __slots__ = ("campaign_id", "all_replicas")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    ALL_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
-    def __init__(self, campaign_id: _Optional[str] = ...) -> None: ...
+    all_replicas: bool
+    def __init__(self, campaign_id: _Optional[str] = ..., all_replicas: _Optional[bool] = ...) -> None: ...
 
 class ResultRow(_message.Message):
-    __slots__ = ("campaign_id", "cell_id", "model", "method", "continuous_batching", "prefix_caching", "chunked_prefill", "hardware", "worker", "dataset", "batch_size", "num_prompts", "max_output_tokens", "repetition", "replica", "run", "engine", "engine_version", "weights", "engine_config_json", "workload", "engine_start_s")
+    __slots__ = ("campaign_id", "cell_id", "model", "method", "continuous_batching", "prefix_caching", "chunked_prefill", "hardware", "worker", "dataset", "batch_size", "num_prompts", "max_output_tokens", "repetition", "replica", "run", "engine", "engine_version", "weights", "engine_config_json", "workload", "engine_start_s", "accepted")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     CELL_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +294,7 @@ class ResultRow(_message.Message):
     ENGINE_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     ENGINE_START_S_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     cell_id: str
     model: str
@@ -305,7 +317,8 @@ class ResultRow(_message.Message):
     engine_config_json: str
     workload: str
     engine_start_s: float
-    def __init__(self, campaign_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., continuous_batching: _Optional[bool] = ..., prefix_caching: _Optional[bool] = ..., chunked_prefill: _Optional[bool] = ..., hardware: _Optional[str] = ..., worker: _Optional[str] = ..., dataset: _Optional[str] = ..., batch_size: _Optional[int] = ..., num_prompts: _Optional[int] = ..., max_output_tokens: _Optional[int] = ..., repetition: _Optional[int] = ..., replica: _Optional[int] = ..., run: _Optional[_Union[RunResult, _Mapping]] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., weights: _Optional[str] = ..., engine_config_json: _Optional[str] = ..., workload: _Optional[str] = ..., engine_start_s: _Optional[float] = ...) -> None: ...
+    accepted: bool
+    def __init__(self, campaign_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., continuous_batching: _Optional[bool] = ..., prefix_caching: _Optional[bool] = ..., chunked_prefill: _Optional[bool] = ..., hardware: _Optional[str] = ..., worker: _Optional[str] = ..., dataset: _Optional[str] = ..., batch_size: _Optional[int] = ..., num_prompts: _Optional[int] = ..., max_output_tokens: _Optional[int] = ..., repetition: _Optional[int] = ..., replica: _Optional[int] = ..., run: _Optional[_Union[RunResult, _Mapping]] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., weights: _Optional[str] = ..., engine_config_json: _Optional[str] = ..., workload: _Optional[str] = ..., engine_start_s: _Optional[float] = ..., accepted: _Optional[bool] = ...) -> None: ...
 
 class ExportChunk(_message.Message):
     __slots__ = ("rows", "meta_json")
