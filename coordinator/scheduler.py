@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,11 @@ class SchedulerConfig:
     idle_retry_s: float = 2.0
     quarantine_after: int = 3
     """Implausible results after which a worker gets no more cells."""
+
+
+def lost_after_s(config: SchedulerConfig) -> float:
+    """Seconds without a heartbeat after which a worker counts as lost."""
+    return 3 * config.heartbeat_interval_s + config.lease_s
 
 
 def campaign_matches(grid: dict[str, Any], worker: dict[str, Any]) -> bool:
@@ -88,7 +94,8 @@ def choose(pending: list[dict[str, Any]], warm_key: str, busy_keys: set[str]) ->
     1. cells that reuse the worker's warm engine;
     2. then the engine with the most queued cells that no other worker holds warm or
        runs, so that each engine starts once across the fleet;
-    3. then any engine (helping another worker finish its share).
+    3. then any engine (helping another worker finish its share; next_lease skips
+       help that would not pay for its engine start, see worth_helping).
     Within an engine, grid order (oldest campaign first).
     """
     per_key = Counter(c["engine_key"] for c in pending)
@@ -98,6 +105,16 @@ def choose(pending: list[dict[str, Any]], warm_key: str, busy_keys: set[str]) ->
         return (key != warm_key, key in busy_keys, -per_key[key], key, c["created_at"], c["seq"])
 
     return [c["cell_id"] for c in sorted(pending, key=rank)]
+
+
+def worth_helping(pending: int, cell_s: float | None, holders: int,
+                  start_s: float | None) -> bool:
+    """Whether starting another engine for a key that `holders` other workers already run
+    finishes its cells sooner: their share of the queued work (pending x seconds per
+    cell / holders) must outlast one engine start. Unknown timings count as worth it."""
+    if holders == 0 or cell_s is None or start_s is None:
+        return True
+    return pending * cell_s / holders > start_s
 
 
 def next_lease(store: Store, worker: dict[str, Any], warm_key: str,
@@ -111,8 +128,19 @@ def next_lease(store: Store, worker: dict[str, Any], warm_key: str,
                                   worker["operator"])
     if not pending:
         return None
-    busy = store.busy_engine_keys(worker["class_id"], worker["worker_id"])
-    for cell_id in choose(pending, warm_key, busy):
+    holders = store.engine_holders(worker["class_id"], worker["worker_id"],
+                                   alive_since=time.time() - lost_after_s(config))
+    key_of = {c["cell_id"]: c["engine_key"] for c in pending}
+    queued = Counter(key_of.values())
+    estimates = None
+    for cell_id in choose(pending, warm_key, set(holders)):
+        key = key_of[cell_id]
+        if key != warm_key and holders[key]:
+            if estimates is None:
+                estimates = store.timing_estimates(worker["class_id"])
+            start_s, cell_s = estimates
+            if not worth_helping(queued[key], cell_s.get(key), holders[key], start_s):
+                continue
         lease = store.lease_cell(cell_id, worker["worker_id"], config.lease_s)
         if lease is not None:
             return lease

@@ -6,7 +6,7 @@ import statistics
 import time
 from typing import Any
 
-from metainf.coordinator.scheduler import SchedulerConfig, campaign_done
+from metainf.coordinator.scheduler import SchedulerConfig, campaign_done, lost_after_s
 from metainf.coordinator.store import FINAL_STATUSES, Store
 
 CELL_STATES = ("pending", "leased", *FINAL_STATUSES)
@@ -14,11 +14,6 @@ CELL_STATES = ("pending", "leased", *FINAL_STATUSES)
 
 WORKER_STATES = ("alive", "lost", "quarantined")
 """Every state a worker can be shown in."""
-
-
-def lost_after_s(config: SchedulerConfig) -> float:
-    """Seconds without a heartbeat after which a worker counts as lost."""
-    return 3 * config.heartbeat_interval_s + config.lease_s
 
 
 def campaign_progress(store: Store, campaign_id: str) -> dict[str, Any]:

@@ -410,13 +410,31 @@ class Store:
             f"ORDER BY k.created_at, c.seq",
             (class_id, *campaign_ids, worker_id, worker_id, operator))
 
-    def busy_engine_keys(self, class_id: str, exclude_worker: str) -> set[str]:
-        """Engine keys other workers of a class hold warm or are running now."""
+    def engine_holders(self, class_id: str, exclude_worker: str,
+                       alive_since: float = 0.0) -> Counter[str]:
+        """How many other workers of a class (heard from since `alive_since`) hold each
+        engine key warm or are running a cell of it now."""
         rows = self.query(
-            "SELECT warm_engine_key AS k FROM workers WHERE class_id=? AND worker_id != ? "
-            "UNION SELECT engine_key AS k FROM cells WHERE class_id=? AND status='leased' "
-            "AND worker_id != ?", (class_id, exclude_worker, class_id, exclude_worker))
-        return {r["k"] for r in rows if r["k"]}
+            "SELECT worker_id, warm_engine_key AS k FROM workers WHERE class_id=? "
+            "AND worker_id != ? AND last_heartbeat >= ? "
+            "UNION SELECT worker_id, engine_key AS k FROM cells WHERE class_id=? "
+            "AND status='leased' AND worker_id != ?",
+            (class_id, exclude_worker, alive_since, class_id, exclude_worker))
+        return Counter(r["k"] for r in rows if r["k"])
+
+    def timing_estimates(self, class_id: str) -> tuple[float | None, dict[str, float]]:
+        """(median engine start, median seconds per cell by engine key) from the done cells
+        of a class; a cell's seconds exclude the engine start it paid. None when unknown."""
+        rows = self.query(
+            "SELECT c.engine_key, c.finished_at - c.started_at AS wall, "
+            "MAX(r.engine_start_s) AS start FROM cells c JOIN results r USING (cell_id) "
+            "WHERE c.class_id=? AND c.status='done' GROUP BY c.cell_id", (class_id,))
+        starts = [r["start"] for r in rows if r["start"]]
+        by_key: dict[str, list[float]] = {}
+        for r in rows:
+            by_key.setdefault(r["engine_key"], []).append(max(0.0, r["wall"] - (r["start"] or 0)))
+        return (float(np.median(starts)) if starts else None,
+                {k: float(np.median(v)) for k, v in by_key.items()})
 
     def lease_cell(self, cell_id: str, worker_id: str, lease_s: float) -> Lease | None:
         """Lease a pending cell to a worker with a new epoch; None if someone was faster."""

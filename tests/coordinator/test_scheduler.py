@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from metainf.coordinator import campaigns
-from metainf.coordinator.scheduler import SchedulerConfig, campaign_done, choose, next_lease
+from metainf.coordinator.scheduler import (
+    SchedulerConfig,
+    campaign_done,
+    choose,
+    next_lease,
+    worth_helping,
+)
 from metainf.coordinator.store import StaleLease, Store
 
 CPU = {"kind": "cpu", "accelerator": "", "accelerator_count": 0, "accelerator_memory_gb": 0,
@@ -130,3 +136,49 @@ def test_state_survives_reopening(tmp_path):
     assert len(s2.results(cid)) == 2
     assert s2.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     s2.close()
+
+
+def test_help_must_outlast_an_engine_start():
+    assert worth_helping(pending=10, cell_s=5.0, holders=1, start_s=20.0)   # 50 s > 20 s
+    assert not worth_helping(pending=3, cell_s=5.0, holders=1, start_s=20.0)  # 15 s < 20 s
+    assert not worth_helping(pending=6, cell_s=5.0, holders=2, start_s=20.0)  # 15 s each
+    assert worth_helping(pending=1, cell_s=None, holders=1, start_s=20.0)   # unknown: help
+    assert worth_helping(pending=1, cell_s=1.0, holders=0, start_s=20.0)    # nobody runs it
+
+
+def _finish(store, worker, lease, wall_s, start_s):
+    store.record_outcome(lease.cell["cell_id"], worker["worker_id"], lease.epoch, "done", "",
+                         done_runs(2), {"engine_start_s": start_s}, 2)
+    store.query("UPDATE cells SET started_at = finished_at - ? WHERE cell_id = ?",
+                (wall_s, lease.cell["cell_id"]))
+
+
+def test_an_idle_worker_does_not_start_an_engine_for_a_short_tail(store):
+    one_engine = {**GRID, "methods": ["none", "cb"]}  # none and cb share an engine
+    campaigns.create(store, one_engine)
+    w1, w2 = add_worker(store, "a"), add_worker(store, "b")
+    first = next_lease(store, w1, "", CONFIG)
+    key = first.cell["engine_key"]
+    _finish(store, w1, first, wall_s=22.0, start_s=20.0)   # 2 s per cell after a 20 s start
+    store.touch_worker(w1["worker_id"], key)
+    second = next_lease(store, w1, key, CONFIG)
+    # 2 cells left x 2 s is far less than a 20 s engine start: w2 waits instead.
+    assert next_lease(store, w2, "", CONFIG) is None
+    _finish(store, w1, second, wall_s=2.0, start_s=0.0)
+    # Once its holder is lost, the cells are anyone's.
+    store.query("UPDATE workers SET last_heartbeat = 0 WHERE worker_id = ?", (w1["worker_id"],))
+    assert next_lease(store, w2, "", CONFIG) is not None
+
+
+def test_an_idle_worker_helps_with_a_long_queue(store):
+    many = {**GRID, "methods": ["none", "cb"], "repetitions": 2,
+            "workloads": [{**GRID["workloads"][0], "batch_size": [1, 2, 3, 4, 5, 6, 7, 8]}]}
+    campaigns.create(store, many)
+    w1, w2 = add_worker(store, "a"), add_worker(store, "b")
+    first = next_lease(store, w1, "", CONFIG)
+    _finish(store, w1, first, wall_s=25.0, start_s=20.0)   # 5 s per cell
+    store.touch_worker(w1["worker_id"], first.cell["engine_key"])
+    next_lease(store, w1, first.cell["engine_key"], CONFIG)
+    # 14 cells x 5 s queued behind w1: a 20 s start pays off.
+    helped = next_lease(store, w2, "", CONFIG)
+    assert helped is not None and helped.cell["engine_key"] == first.cell["engine_key"]
