@@ -132,14 +132,13 @@ def next_lease(store: Store, worker: dict[str, Any], warm_key: str,
                                    alive_since=time.time() - lost_after_s(config))
     key_of = {c["cell_id"]: c["engine_key"] for c in pending}
     queued = Counter(key_of.values())
-    estimates = None
+    timings = None
     for cell_id in choose(pending, warm_key, set(holders)):
         key = key_of[cell_id]
         if key != warm_key and holders[key]:
-            if estimates is None:
-                estimates = store.timing_estimates(worker["class_id"])
-            start_s, cell_s = estimates
-            if not worth_helping(queued[key], cell_s.get(key), holders[key], start_s):
+            timings = timings or store.timings(worker["class_id"])
+            if not worth_helping(queued[key], timings.cell_s(key), holders[key],
+                                 timings.start_s):
                 continue
         lease = store.lease_cell(cell_id, worker["worker_id"], config.lease_s)
         if lease is not None:

@@ -126,14 +126,12 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         except NotFound:
             return farm_pb2.HeartbeatResponse(known=False)
         self._check_owner(worker, context)
-        self.store.touch_worker(request.worker_id)
+        cell = self.store.heartbeat(request.worker_id, request.cell_id, request.epoch,
+                                    self.config.lease_s)
         abort = False
         if request.cell_id:
-            abort = not self.store.renew_lease(request.cell_id, request.worker_id,
-                                               request.epoch, self.config.lease_s)
-            if not abort:  # past its hard deadline: tell the worker to stop
-                cell = self.store.cell(request.cell_id)
-                abort = time.time() > cell["started_at"] + cell["timeout_s"]
+            # Not its lease any more, or past the cell's hard deadline: tell it to stop.
+            abort = cell is None or time.time() > cell["started_at"] + cell["timeout_s"]
         return farm_pb2.HeartbeatResponse(known=True, abort_cell=abort)
 
     def LeaseCell(self, request, context):

@@ -145,6 +145,20 @@ class NotHolder(PermissionError):
 
 
 @dataclass(frozen=True)
+class Timings:
+    """What a hardware class's done cells say about time: median engine start and median
+    seconds per cell (excluding the engine start it paid), by engine key; None: unknown."""
+
+    start_s: float | None
+    per_key: dict[str, float]
+    typical_cell_s: float | None
+
+    def cell_s(self, engine_key: str) -> float | None:
+        """Seconds per cell of an engine key; the class's typical cell before one is done."""
+        return self.per_key.get(engine_key, self.typical_cell_s)
+
+
+@dataclass(frozen=True)
 class Lease:
     """A cell handed to a worker with its epoch and deadline."""
 
@@ -422,9 +436,8 @@ class Store:
             (class_id, exclude_worker, alive_since, class_id, exclude_worker))
         return Counter(r["k"] for r in rows if r["k"])
 
-    def timing_estimates(self, class_id: str) -> tuple[float | None, dict[str, float]]:
-        """(median engine start, median seconds per cell by engine key) from the done cells
-        of a class; a cell's seconds exclude the engine start it paid. None when unknown."""
+    def timings(self, class_id: str) -> Timings:
+        """Engine start and per-cell seconds observed on the done cells of a class."""
         rows = self.query(
             "SELECT c.engine_key, c.finished_at - c.started_at AS wall, "
             "MAX(r.engine_start_s) AS start FROM cells c JOIN results r USING (cell_id) "
@@ -433,8 +446,10 @@ class Store:
         by_key: dict[str, list[float]] = {}
         for r in rows:
             by_key.setdefault(r["engine_key"], []).append(max(0.0, r["wall"] - (r["start"] or 0)))
-        return (float(np.median(starts)) if starts else None,
-                {k: float(np.median(v)) for k, v in by_key.items()})
+        every = [s for v in by_key.values() for s in v]
+        return Timings(start_s=float(np.median(starts)) if starts else None,
+                       per_key={k: float(np.median(v)) for k, v in by_key.items()},
+                       typical_cell_s=float(np.median(every)) if every else None)
 
     def lease_cell(self, cell_id: str, worker_id: str, lease_s: float) -> Lease | None:
         """Lease a pending cell to a worker with a new epoch; None if someone was faster."""
@@ -449,13 +464,21 @@ class Store:
             row = dict(tx.execute("SELECT * FROM cells WHERE cell_id=?", (cell_id,)).fetchone())
         return Lease(cell=row, epoch=row["epoch"], deadline=row["lease_deadline"])
 
-    def renew_lease(self, cell_id: str, worker_id: str, epoch: int, lease_s: float) -> bool:
-        """Push a held lease's deadline out; False if the worker no longer holds it."""
+    def heartbeat(self, worker_id: str, cell_id: str, epoch: int,
+                  lease_s: float) -> dict[str, Any] | None:
+        """Record a worker's sign of life and, when it runs a cell, push that lease's
+        deadline out, in one transaction; return the cell if the worker still holds it."""
+        now = time.time()
         with self.transaction() as tx:
+            tx.execute("UPDATE workers SET last_heartbeat=? WHERE worker_id=?", (now, worker_id))
+            if not cell_id:
+                return None
             cur = tx.execute(
                 "UPDATE cells SET lease_deadline=? WHERE cell_id=? AND worker_id=? AND epoch=? "
-                "AND status='leased'", (time.time() + lease_s, cell_id, worker_id, epoch))
-            return cur.rowcount == 1
+                "AND status='leased'", (now + lease_s, cell_id, worker_id, epoch))
+            if cur.rowcount != 1:
+                return None
+            return dict(tx.execute("SELECT * FROM cells WHERE cell_id=?", (cell_id,)).fetchone())
 
     def cell(self, cell_id: str) -> dict[str, Any]:
         """One cell row; NotFound if unknown."""

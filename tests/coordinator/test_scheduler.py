@@ -182,3 +182,19 @@ def test_an_idle_worker_helps_with_a_long_queue(store):
     # 14 cells x 5 s queued behind w1: a 20 s start pays off.
     helped = next_lease(store, w2, "", CONFIG)
     assert helped is not None and helped.cell["engine_key"] == first.cell["engine_key"]
+
+
+def test_a_key_with_no_done_cell_is_timed_like_the_class(store):
+    two_engines = {**GRID, "methods": ["none", "pc"]}   # 2 cells per engine
+    campaigns.create(store, two_engines)
+    w1, w2 = add_worker(store, "a"), add_worker(store, "b")
+    mine = next_lease(store, w2, "", CONFIG)
+    _finish(store, w2, mine, wall_s=21.0, start_s=20.0)   # cells take 1 s on this class
+    store.touch_worker(w2["worker_id"], mine.cell["engine_key"])
+    theirs = next_lease(store, w1, "", CONFIG)            # w1 starts the other engine
+    assert theirs.cell["engine_key"] != mine.cell["engine_key"]
+    assert store.timings("hw1").cell_s(theirs.cell["engine_key"]) == pytest.approx(1.0)
+    mine2 = next_lease(store, w2, mine.cell["engine_key"], CONFIG)
+    _finish(store, w2, mine2, wall_s=1.0, start_s=0.0)
+    # One queued cell of w1's engine, about 1 s, is not worth a 20 s start on w2.
+    assert next_lease(store, w2, mine.cell["engine_key"], CONFIG) is None
