@@ -29,6 +29,10 @@ def _host_main(conn, engine_name: str, options: EngineOptions, log_level: int) -
                         format="%(asctime)s %(levelname)s engine-host %(message)s")
     from metainf.worker.engines.registry import create_engine
 
+    if options.cpus and hasattr(os, "sched_setaffinity"):
+        # Every thread of the engine (and the processes it spawns) stays on the worker's
+        # cores, not only the OpenMP threads VLLM_CPU_OMP_THREADS_BIND places.
+        os.sched_setaffinity(0, options.cpus)
     runner = CellRunner(lambda: create_engine(engine_name), options)
     try:
         while True:

@@ -32,6 +32,13 @@ class QuickEngine(_Base):
     """Answers at once."""
 
 
+class AffinityEngine(_Base):
+    """Reports the cores its process may run on as part of its engine configuration."""
+
+    def start(self, model, engine_config, options):
+        return {**engine_config, "affinity": sorted(os.sched_getaffinity(0))}
+
+
 class KilledEngine(_Base):
     """Dies the way the kernel's OOM killer kills: SIGKILL."""
 

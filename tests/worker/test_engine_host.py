@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from metainf.worker.engine_host import EngineHost
@@ -55,6 +57,15 @@ def test_a_healthy_engine_stays_warm_between_cells():
         second = host.run(cell(), timeout_s=60)
         assert second["engine_start_s"] == 0.0
         assert host.starts == 1
+    finally:
+        host.close()
+
+
+def test_the_engine_runs_on_the_workers_cores_only():
+    host = EngineHost("fake_engines:AffinityEngine", EngineOptions(cpus=(0,)))
+    try:
+        out = host.run(cell(), timeout_s=60)
+        assert json.loads(out["engine_config_json"])["affinity"] == [0]
     finally:
         host.close()
 
