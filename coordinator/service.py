@@ -26,10 +26,32 @@ log = logging.getLogger(__name__)
 STATUSES = ("done", "failed", "oom", "timeout")
 EXPORT_CHUNK_ROWS = 500
 MAX_NAME_LEN = 200
+PROFILE_NUMBERS = ("accelerator_count", "accelerator_memory_gb", "power_limit_w", "cpu_cores",
+                   "ram_gb")
+PROFILE_TEXTS = ("accelerator", "compute_capability", "driver_version", "cpu_model")
 
 
 def _abort_invalid(context: grpc.ServicerContext, message: str) -> None:
     context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _require(context: grpc.ServicerContext, request, *fields: str) -> None:
+    """Refuse a request that leaves one of `fields` empty, naming it."""
+    for field in fields:
+        if not getattr(request, field):
+            _abort_invalid(context, f"{field}: required")
+
+
+def _check_profile(profile: farm_pb2.HardwareProfile) -> str | None:
+    """The first problem with a registering worker's hardware profile, or None."""
+    for name in PROFILE_NUMBERS:
+        value = getattr(profile, name)
+        if not math.isfinite(value) or value < 0:
+            return f"hardware.{name}: must be a finite number >= 0, got {value}"
+    for name in PROFILE_TEXTS:
+        if len(getattr(profile, name)) > MAX_NAME_LEN:
+            return f"hardware.{name}: at most {MAX_NAME_LEN} characters"
+    return None
 
 
 def profile_to_dict(profile: farm_pb2.HardwareProfile) -> dict[str, Any]:
@@ -45,7 +67,7 @@ def profile_to_dict(profile: farm_pb2.HardwareProfile) -> dict[str, Any]:
     }
 
 
-def _check_run(run: farm_pb2.RunResult, cell_status: str) -> str | None:
+def _check_run(run: farm_pb2.RunResult) -> str | None:
     """The first problem with a run's metrics, or None."""
     if run.status not in STATUSES:
         return f"runs[{run.repetition}].status: must be one of {', '.join(STATUSES)}"
@@ -91,8 +113,12 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                                     f"{request.hardware.kind!r}")
         if not math.isfinite(request.price_per_hour) or request.price_per_hour < 0:
             _abort_invalid(context, "price_per_hour: must be a finite number >= 0")
-        if len(request.name) > MAX_NAME_LEN:
-            _abort_invalid(context, f"name: at most {MAX_NAME_LEN} characters")
+        for field in ("name", "engine_version"):
+            if len(getattr(request, field)) > MAX_NAME_LEN:
+                _abort_invalid(context, f"{field}: at most {MAX_NAME_LEN} characters")
+        problem = _check_profile(request.hardware)
+        if problem:
+            _abort_invalid(context, problem)
         profile = profile_to_dict(request.hardware)
         class_id, label = hardware_class(profile)
         name = request.name or label
@@ -136,6 +162,7 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
 
     def LeaseCell(self, request, context):
         """Hand the worker its next cell, preferring its warm engine."""
+        _require(context, request, "worker_id")
         worker = self._own_worker(request.worker_id, context)
         if worker["quarantined"]:
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
@@ -163,19 +190,28 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
 
     def ReportResult(self, request, context):
         """Store a cell's outcome; refuse bad metrics and stale leases."""
+        _require(context, request, "worker_id", "campaign_id", "cell_id")
+        if request.epoch < 1:
+            _abort_invalid(context, f"epoch: must be the cell's lease epoch (>= 1), got "
+                                    f"{request.epoch}")
         if request.status not in STATUSES:
             _abort_invalid(context, f"status: must be one of {', '.join(STATUSES)}")
         if request.status == "done" and not request.runs:
             _abort_invalid(context, "runs: a done cell needs at least one run")
         for run in request.runs:
-            problem = _check_run(run, request.status)
+            problem = _check_run(run)
             if problem:
                 _abort_invalid(context, problem)
+        if not math.isfinite(request.engine_start_s) or request.engine_start_s < 0:
+            _abort_invalid(context, f"engine_start_s: must be a finite number >= 0, got "
+                                    f"{request.engine_start_s}")
         if request.engine_config_json:
             try:
-                json.loads(request.engine_config_json)
+                engine_config = json.loads(request.engine_config_json)
             except ValueError:
                 _abort_invalid(context, "engine_config_json: not valid JSON")
+            if not isinstance(engine_config, dict):
+                _abort_invalid(context, "engine_config_json: must be a JSON object")
         self._own_worker(request.worker_id, context)
         try:
             cell = self.store.cell(request.cell_id)
@@ -250,6 +286,7 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
 
     def GetCampaignStatus(self, request, context):
         """Counts, per-worker progress and ETA of a campaign."""
+        _require(context, request, "campaign_id")
         try:
             p = campaign_progress(self.store, request.campaign_id)
         except NotFound as exc:
@@ -263,6 +300,7 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
 
     def ExportResults(self, request, context):
         """Stream a campaign's rows of P, with its meta JSON in the first chunk."""
+        _require(context, request, "campaign_id")
         try:
             meta = campaigns.export_meta(self.store, request.campaign_id)
         except NotFound as exc:
