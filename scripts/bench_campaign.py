@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ QUICK_ENGINE = "fake_engines:QuickEngine"
 TARGET_WALL_RATIO = 1.15
 TARGET_OVERHEAD_MS = 20.0
 TARGET_OVERHEAD_SHARE = 0.01
+TARGET_CV = 0.05
 ENGINE_START_LINE = re.compile(r"Initializing a V1 LLM engine")
 """What vLLM logs once per engine start (the workers' logs are searched for it)."""
 
@@ -228,7 +230,8 @@ def run_campaign(grid: dict, engine: str, cpus: list[str], workdir: Path, tag: s
         cells = coord.store.query(
             "SELECT c.cell_id, c.engine_key, c.worker_id, c.status, c.started_at, "
             "c.finished_at, c.epoch, MAX(r.engine_start_s) AS engine_start_s, "
-            "SUM(r.runtime_s) AS runtime_s, MAX(r.engine_version) AS engine_version, "
+            "SUM(r.runtime_s) AS runtime_s, GROUP_CONCAT(r.runtime_s) AS runtimes, "
+            "MAX(r.engine_version) AS engine_version, "
             "MAX(r.engine_config_json) AS engine_config FROM cells c "
             "LEFT JOIN results r USING (cell_id) WHERE c.campaign_id=? GROUP BY c.cell_id",
             (campaign_id,))
@@ -316,6 +319,21 @@ def overhead_lines(run: CampaignRun) -> tuple[list[str], float]:
     return lines, per_cell_ms
 
 
+def repeatability_line(cells: list[dict]) -> str:
+    """Coefficient of variation across each cell's repetitions, for cells over 1 s."""
+    cvs = []
+    for c in cells:
+        runs = [float(v) for v in (c["runtimes"] or "").split(",") if v]
+        if len(runs) > 1 and statistics.median(runs) > 1.0:
+            cvs.append(benchlib.summarize(runs).cv)
+    if not cvs:
+        return "  repeatability: no cell over 1 s with 2+ repetitions"
+    within = sum(cv <= TARGET_CV for cv in cvs)
+    return (f"  repeatability (cells over 1 s, CV across repetitions): median "
+            f"{100 * statistics.median(cvs):.1f}%, max {100 * max(cvs):.1f}%, "
+            f"{within}/{len(cvs)} cells within {100 * TARGET_CV:.0f}% (target on a quiet machine)")
+
+
 def campaign_lines(run: CampaignRun, overhead_ms: float | None) -> list[str]:
     """Figures of the real campaign: engine starts, wall vs lower bound, overhead share."""
     cells = run.cells
@@ -362,6 +380,7 @@ def campaign_lines(run: CampaignRun, overhead_ms: float | None) -> list[str]:
         f"{'met' if 1e3 * coord_s / n < TARGET_OVERHEAD_MS and share < TARGET_OVERHEAD_SHARE else 'MISSED'}",  # noqa: E501
         f"    ({parts}; the first LeaseCell also binds the campaign to the hardware class)",
     ]
+    lines.append(repeatability_line(cells))
     if overhead_ms is not None:
         lines.append(f"  with the overhead phase's {overhead_ms:.2f} ms per cell: "
                      f"{100 * overhead_ms * n / 1e3 / (run.wall_s * run.workers):.3f}% of this "
