@@ -40,6 +40,7 @@ def test_first_seen_texts_are_unique_per_client_and_call():
     bench = _script("bench_select")
     texts = {bench.first_seen_text(c, k) for c in range(3) for k in range(200)}
     assert len(texts) == 600
+    assert bench.first_seen_text(0, 0, "run1/") != bench.first_seen_text(0, 0, "run2/")
 
 
 def test_engine_flags_spell_every_option_for_the_vllm_cli():
@@ -66,6 +67,14 @@ def test_worker_cpus_split_or_taken_as_given():
     assert len(campaign.worker_cpus(1, "")) == 1
     with pytest.raises(SystemExit):
         campaign.worker_cpus(2, "0")
+
+
+def test_repeatability_counts_cells_within_the_cv_target():
+    campaign = _script("bench_campaign")
+    line = campaign.repeatability_line([{"runtimes": "2.0,2.02"}, {"runtimes": "2.0,3.0"},
+                                        {"runtimes": "0.5,0.5"}, {"runtimes": None}])
+    assert "cells over 1 s: median" in line and "1/2 within 5%" in line
+    assert "all cells: " in line and "2/3 within 5%" in line
 
 
 @pytest.mark.integration
