@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -230,12 +231,16 @@ def _typed(text: str):
     return int(x) if x.is_integer() else x
 
 
-def first_seen_text(client: int, k: int) -> str:
-    """A hardware description never sent before (numbers vary, so facts differ too)."""
+def first_seen_text(client: int, k: int, run: str = "") -> str:
+    """A hardware description never sent before (numbers vary, so facts differ too).
+
+    `run` tags the texts of one benchmark run, so a coordinator (or an embedding cache)
+    that served an earlier run has not seen them either.
+    """
     rng = random.Random(client * 1_000_003 + k)
     return (f"NVIDIA H200 {rng.randint(96, 192)} GB HBM3e, {rng.uniform(3.0, 6.0):.2f} TB/s, "
             f"{rng.randint(700, 1200)} TFLOPS bf16, {rng.randint(400, 1000)} W, "
-            f"bench unit {client}-{k}")
+            f"bench unit {run}{client}-{k}")
 
 
 def _request(q: dict, hardware_text: str = ""):
@@ -251,7 +256,7 @@ def _request(q: dict, hardware_text: str = ""):
 
 
 def _client(address: str, queries: list[dict], first_seen: bool, client: int, rate: float,
-            seconds: float, start_at: float, out: mp.Queue) -> None:
+            seconds: float, start_at: float, out: mp.Queue, run: str = "") -> None:
     """Child process: send Select at `rate` per second from start_at for `seconds` (open loop).
 
     Records (send offset s, latency s, status) per call; latency is from the moment the
@@ -263,7 +268,7 @@ def _client(address: str, queries: list[dict], first_seen: bool, client: int, ra
     stub = farm_pb2_grpc.SelectorStub(channel(address))
     n = max(1, int(rate * seconds))
     reqs = [_request(queries[(client * 7919 + k) % len(queries)],
-                     first_seen_text(client, k) if first_seen else "") for k in range(n)]
+                     first_seen_text(client, k, run) if first_seen else "") for k in range(n)]
     records: list[tuple[float, float, str]] = []
     futures = []  # a grpc future cancels its call when garbage-collected: keep them
     lock = threading.Lock()
@@ -309,7 +314,7 @@ def process_cpu_s(pid: int) -> float:
 
 
 def drive(address: str, queries: list[dict], first_seen: bool, clients: int, qps: float,
-          seconds: float, warmup_s: float, server_pid: int | None = None) -> dict:
+          seconds: float, warmup_s: float, server_pid: int | None = None, run: str = "") -> dict:
     """Run the clients at qps in total; figures over the calls sent after warmup_s.
 
     With server_pid (a local coordinator), also the server's CPU time per call over the
@@ -319,7 +324,7 @@ def drive(address: str, queries: list[dict], first_seen: bool, clients: int, qps
     q = ctx.Queue()
     start_at = time.time() + 3.0 + 0.5 * clients  # let every child import first
     procs = [ctx.Process(target=_client, args=(address, queries, first_seen, c, qps / clients,
-                                               seconds + warmup_s, start_at, q))
+                                               seconds + warmup_s, start_at, q, run))
              for c in range(clients)]
     for p in procs:
         p.start()
@@ -352,7 +357,8 @@ def drive(address: str, queries: list[dict], first_seen: bool, clients: int, qps
             "client_cpu_ms": 1e3 * sum(r["cpu_s"] for r in results) / max(calls, 1)}
 
 
-def in_process(model_dir: Path, queries: list[dict], n_known: int, n_first: int) -> dict:
+def in_process(model_dir: Path, queries: list[dict], n_known: int, n_first: int,
+               run: str = "") -> dict:
     """The same Select called directly (no gRPC, one thread): compute time alone."""
     import torch
 
@@ -380,8 +386,9 @@ def in_process(model_dir: Path, queries: list[dict], n_known: int, n_first: int)
     for q in queries:  # every question asked once: the prediction cache holds them all
         one(q)
     known = [one(queries[k % len(queries)]) for k in range(n_known)]
-    one(queries[0], first_seen_text(999, -1))  # loads the sentence-transformer
-    first = [one(queries[k % len(queries)], first_seen_text(998, k)) for k in range(n_first)]
+    one(queries[0], first_seen_text(999, -1, run))  # loads the sentence-transformer
+    first = [one(queries[k % len(queries)], first_seen_text(998, k, run))
+             for k in range(n_first)]
     return {"cold_p50_ms": 1e3 * benchlib.pct(uncached, 50),
             "cold_p99_ms": 1e3 * benchlib.pct(uncached, 99),
             "known_p50_ms": 1e3 * benchlib.pct(known, 50),
@@ -505,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"selector model: {model_dir}")
     queries = known_queries(model_dir, seed=args.seed)
+    run = f"{uuid.uuid4().hex[:6]}/"  # this run's first-seen texts: new to any cache
 
     coord = None
     address = args.coordinator
@@ -513,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.setdefault("METAINF_EMBEDDING_CACHE",
                                   str(workdir / "coordinator-embeddings"))
             coord, address = benchlib.start_coordinator(workdir, model_dir)
-        _prime(address, queries)
+        _prime(address, queries, run)
         spy = None
         if args.profile and coord is not None:
             spy = start_profile(coord.pid, args.seconds + args.warmup + 6,
@@ -527,12 +535,14 @@ def main(argv: list[str] | None = None) -> int:
             for line in profile_lines(workdir / "select.pyspy.txt"):
                 print(line)
         first = drive(address, queries, True, args.clients, args.first_seen_qps, args.seconds,
-                      args.warmup, pid)
-        print(_fmt("first-seen hardware text", first, args.first_seen_qps))
+                      args.warmup, pid, run)
+        print(_fmt("first-seen hardware text (a new text on every call)", first,
+                   args.first_seen_qps))
     finally:
         benchlib.stop_process(coord)
     if args.in_process:
-        ip = in_process(model_dir, queries, args.in_process, max(20, args.in_process // 10))
+        ip = in_process(model_dir, queries, args.in_process, max(20, args.in_process // 10),
+                        run)
         print(f"in-process select() (no gRPC, one thread): known, prediction cache cold p50 "
               f"{ip['cold_p50_ms']:.2f} ms, p99 {ip['cold_p99_ms']:.2f} ms; known, repeated "
               f"p50 {ip['known_p50_ms']:.2f} ms, p99 {ip['known_p99_ms']:.2f} ms; first-seen "
@@ -555,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _prime(address: str, queries: list[dict]) -> None:
+def _prime(address: str, queries: list[dict], run: str = "") -> None:
     """Wait until Select answers, and the coordinator has loaded its sentence-transformer."""
     import grpc
 
@@ -574,7 +584,8 @@ def _prime(address: str, queries: list[dict]) -> None:
                                    f"{exc.details()}") from None
             time.sleep(0.5)
     for k in range(3):  # blocks until the background warm-up has loaded the embedder
-        stub.Select(_request(queries[k % len(queries)], first_seen_text(-1, k)), timeout=120)
+        stub.Select(_request(queries[k % len(queries)], first_seen_text(-1, k, run)),
+                    timeout=120)
     log.info("Select answers; embedder loaded (%.1f s)", time.monotonic() - t0)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -15,6 +17,24 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = Path("~/.cache/metainf/embeddings")
 """Where embeddings are cached unless METAINF_EMBEDDING_CACHE or cache_dir says otherwise."""
+
+PRECISIONS = ("float32", "bfloat16")
+"""Precisions the sentence-transformer can run in; the embeddings are float32 either way."""
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """True when this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX).
+
+    Elsewhere bf16 is emulated and slower than float32, so a bfloat16 Embedder runs in
+    float32 there.
+    """
+    try:
+        import torch
+
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (ImportError, AttributeError, RuntimeError):
+        return False
 
 
 def default_model_path() -> Path:
@@ -46,22 +66,30 @@ class Embedder:
 
     Embeddings are L2-normalised float32 rows. Each text is cached in memory and in an
     SQLite store under ``cache_dir`` keyed by sha256(model id + text), so the model is
-    only loaded when a text was never seen before.
+    only loaded when a text was never seen before. ``precision`` "bfloat16" runs the
+    model under bf16 autocast where the CPU has native bf16 (see native_bf16); those
+    embeddings are cached under their own keys, apart from the float32 ones.
     """
 
     def __init__(self, model_path: str | Path | None = None,
-                 cache_dir: str | Path | None = None, batch_size: int = 64):
+                 cache_dir: str | Path | None = None, batch_size: int = 64,
+                 precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model_path = model_path
         self.cache_dir = cache_dir
         self.batch_size = batch_size
-        self._model = None
+        self.precision = precision
+        self._models: dict[str, object] = {}
         self._memory: dict[str, np.ndarray] = {}
         self._lock = threading.RLock()
+        self._tokenizer_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._resolved: Path | None = None
         self._id: str | None = None
 
-    # Pickling keeps the configuration only: the model and caches are rebuilt on use.
+    # Pickling keeps the configuration only: the model and caches are rebuilt on use. The
+    # precision is left out (a saved model loads in every version; load_model sets it).
     def __getstate__(self):
         return {"model_path": self.model_path, "cache_dir": self.cache_dir,
                 "batch_size": self.batch_size}
@@ -112,46 +140,100 @@ class Embedder:
                 return None
         return self._db
 
-    def _key(self, text: str) -> str:
-        return hashlib.sha256(f"{self.model_id}\n{text}".encode()).hexdigest()
+    @property
+    def bf16(self) -> bool:
+        """True when the model runs in bf16: asked for, and native on this CPU."""
+        return self.precision == "bfloat16" and native_bf16()
 
-    def _load_model(self):
-        if self._model is None:
+    def _key(self, text: str, bf16: bool = False) -> str:
+        model = f"{self.model_id}:bf16" if bf16 else self.model_id
+        return hashlib.sha256(f"{model}\n{text}".encode()).hexdigest()
+
+    def _load_model(self, bf16: bool = False):
+        """The sentence-transformer (float32, or for bf16 one with bf16 Linear weights).
+
+        Loaded on first need. Autocast would round the Linear weights to bf16 the same
+        way on every call (~1 ms of the ~25 ms forward), so the answers are the same.
+        """
+        precision = "bfloat16" if bf16 else "float32"
+        model = self._models.get(precision)
+        if model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import torch
             from sentence_transformers import SentenceTransformer
 
-            log.info("loading sentence-transformer from %s", self.path)
-            self._model = SentenceTransformer(str(self.path), device="cpu")
-        return self._model
+            log.info("loading sentence-transformer from %s (%s)", self.path, precision)
+            model = SentenceTransformer(str(self.path), device="cpu").eval()
+            if precision == "bfloat16":
+                for module in model.modules():
+                    if isinstance(module, torch.nn.Linear):
+                        module.to(torch.bfloat16)
+            self._models[precision] = model
+        return model
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Embeddings [len(texts), dim] of the texts, from cache where possible."""
+        """Embeddings [len(texts), dim] of the texts, from cache where possible.
+
+        The caches are shared under a lock; the model runs outside it, so Selects with
+        different unseen texts embed them at the same time, one per core.
+        """
         texts = [str(t) for t in texts]
+        bf16 = self.bf16
         with self._lock:
-            keys = {t: self._key(t) for t in dict.fromkeys(texts)}
+            keys = {t: self._key(t, bf16) for t in dict.fromkeys(texts)}
             missing = [t for t in keys if keys[t] not in self._memory]
             if missing:
                 self._read_store([keys[t] for t in missing])
                 missing = [t for t in missing if keys[t] not in self._memory]
-            if missing:
-                vecs = self._load_model().encode(
-                    missing, batch_size=self.batch_size, normalize_embeddings=True,
-                    convert_to_numpy=True, show_progress_bar=False,
-                ).astype(np.float32)
-                new = {keys[t]: v for t, v in zip(missing, vecs, strict=True)}
+            model = self._load_model(bf16) if missing else None
+        if missing:
+            vecs = self._embed(model, missing, bf16)
+            new = {keys[t]: v for t, v in zip(missing, vecs, strict=True)}
+            with self._lock:
                 self._memory.update(new)
                 self._write_store(new)
-            if not texts:
-                return np.zeros((0, self.dim), dtype=np.float32)
-            return np.stack([self._memory[keys[t]] for t in texts])
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._memory[keys[t]] for t in texts])
+
+    def _embed(self, model, texts: list[str], bf16: bool = False) -> np.ndarray:
+        """Normalised float32 embeddings of texts, computed by the sentence-transformer.
+
+        Several float32 texts (training) go through ``model.encode`` in batches, one
+        call at a time; otherwise each text is embedded alone (see _embed_one).
+        """
+        if len(texts) != 1 and not bf16:
+            with self._tokenizer_lock:
+                return model.encode(texts, batch_size=self.batch_size,
+                                    normalize_embeddings=True, convert_to_numpy=True,
+                                    show_progress_bar=False).astype(np.float32)
+        return np.concatenate([self._embed_one(model, t, bf16) for t in texts])
+
+    def _embed_one(self, model, text: str, bf16: bool = False) -> np.ndarray:
+        """The [1, dim] embedding of one text (in float32: what model.encode([text]) gives).
+
+        Tokenizing holds a lock (a fast tokenizer must not be used from two threads at
+        once); the model runs without one, so concurrent Selects embed on several cores.
+        """
+        import torch
+
+        with self._tokenizer_lock:
+            features = model.preprocess([text])
+        autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16
+                    else contextlib.nullcontext())
+        with torch.inference_mode():
+            with autocast:
+                out = model(features)["sentence_embedding"]
+            out = torch.nn.functional.normalize(out.float(), p=2, dim=1)
+        return out.cpu().numpy()
 
     @property
     def dim(self) -> int:
         """Embedding dimension."""
         if self._memory:
             return len(next(iter(self._memory.values())))
-        return int(self._load_model().get_sentence_embedding_dimension())
+        return int(self._load_model(self.bf16).get_sentence_embedding_dimension())
 
     def _read_store(self, keys: list[str]) -> None:
         db = self._store()

@@ -1,4 +1,5 @@
-"""Select's serving shortcuts: cached predictions, a cheap embedding cache, one torch thread."""
+"""Select's serving shortcuts: cached predictions, a cheap embedding cache, one torch thread,
+unseen texts embedded concurrently and in bf16 where the CPU has it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pytest
 from synthetic_tables import external_table, shared_embedder
 
 from metainf.selector import selection
-from metainf.selector.artifact import train
-from metainf.selector.embeddings import Embedder
+from metainf.selector.artifact import SERVING_EMBEDDING_PRECISION, load_model, train
+from metainf.selector.embeddings import Embedder, native_bf16
 from metainf.selector.selection import HardwareOption, SelectQuery, predict_log_cost, select
 
 WORKLOAD = {"Input Output Length": 512, "Batch Size": 16}
@@ -91,3 +92,80 @@ def test_serving_runs_torch_on_one_thread():
         assert torch.get_num_threads() == SERVING_TORCH_THREADS == 1
     finally:
         torch.set_num_threads(before)
+
+
+HARDWARE_TEXTS = ["NVIDIA H200 141GB HBM3e, 4.8 TB/s", "AMD MI300X 192 GB HBM3", "x86",
+                  "Intel Xeon Platinum 8480+ 56 cores", "8x NVIDIA H100 SXM 80GB", "L4"]
+
+
+def test_one_text_embeds_as_sentence_transformers_encode(tmp_path):
+    embedder = Embedder(cache_dir=tmp_path)
+    st = embedder._load_model()
+    for text in HARDWARE_TEXTS:
+        expected = st.encode([text], normalize_embeddings=True, convert_to_numpy=True,
+                             show_progress_bar=False)
+        np.testing.assert_array_equal(embedder.encode([text]), expected)
+
+
+def test_concurrent_unseen_texts_embed_as_one_at_a_time(tmp_path):
+    import threading
+
+    alone = Embedder(cache_dir=tmp_path / "alone")
+    expected = {t: alone.encode([t])[0] for t in HARDWARE_TEXTS}
+    shared = Embedder(cache_dir=tmp_path / "shared")
+    shared.encode(["load the model first"])
+    got, errors = {}, []
+
+    def embed(text):
+        try:
+            got[text] = shared.encode([text])[0]
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=embed, args=(t,)) for t in HARDWARE_TEXTS * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for text in HARDWARE_TEXTS:
+        np.testing.assert_array_equal(got[text], expected[text])
+    reread = Embedder(cache_dir=tmp_path / "shared")  # all were written to the store
+    reread._read_store([reread._key(t) for t in HARDWARE_TEXTS])
+    assert len(reread._memory) == len(HARDWARE_TEXTS)
+
+
+def test_bf16_embeddings_are_close_and_cached_apart_from_float32(tmp_path):
+    fp32 = Embedder(cache_dir=tmp_path)
+    bf16 = Embedder(cache_dir=tmp_path, precision="bfloat16")
+    assert bf16.bf16 == native_bf16()
+    a, b = fp32.encode(HARDWARE_TEXTS), bf16.encode(HARDWARE_TEXTS)
+    assert b.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, rtol=1e-5)
+    assert np.min(np.sum(a * b, axis=1)) > 0.9999
+    if native_bf16():
+        assert fp32._key("L4") != bf16._key("L4", bf16=True)
+        assert not np.array_equal(a, b)
+    fresh = Embedder(cache_dir=tmp_path)  # float32 reads back float32 values only
+    np.testing.assert_array_equal(fresh.encode(HARDWARE_TEXTS), a)
+
+
+def test_precision_is_checked_and_left_out_of_pickles():
+    import pickle
+
+    with pytest.raises(ValueError, match="precision"):
+        Embedder(precision="int8")
+    state = Embedder(precision="bfloat16").__getstate__()
+    assert "precision" not in state  # older versions load the saved featurizer too
+    assert pickle.loads(pickle.dumps(Embedder(precision="bfloat16"))).precision == "float32"
+
+
+def test_a_loaded_model_embeds_in_the_serving_precision(tmp_path):
+    trained = train(external_table(), tmp_path, style="rich", svd_k=8,
+                    embedder=shared_embedder(), n_estimators=20)
+    assert trained.featurizer.embedder_.precision == "float32"
+    loaded = load_model(tmp_path)
+    assert loaded.featurizer.embedder_.precision == SERVING_EMBEDDING_PRECISION
+    assert loaded.nearest_embedder() is loaded.featurizer.embedder_
+    text = "NVIDIA H200 141GB HBM3e, 4.8 TB/s"
+    assert ask(loaded, text=text).method == ask(trained, text=text).method
