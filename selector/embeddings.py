@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path("~/.cache/metainf/embeddings")
 """Where embeddings are cached unless METAINF_EMBEDDING_CACHE or cache_dir says otherwise."""
 
+MEMORY_ENTRIES = 100_000
+"""Embeddings an Embedder keeps in memory (~150 MiB at 384 dimensions); older ones are
+read back from its SQLite store when needed again."""
+
 PRECISIONS = ("float32", "bfloat16")
 """Precisions the sentence-transformer can run in; the embeddings are float32 either way."""
 
@@ -186,16 +190,25 @@ class Embedder:
             if missing:
                 self._read_store([keys[t] for t in missing])
                 missing = [t for t in missing if keys[t] not in self._memory]
+            found = {k: self._memory[k] for k in keys.values() if k in self._memory}
             model = self._load_model(bf16) if missing else None
         if missing:
             vecs = self._embed(model, missing, bf16)
             new = {keys[t]: v for t, v in zip(missing, vecs, strict=True)}
+            found.update(new)
             with self._lock:
-                self._memory.update(new)
+                self._remember(new)
                 self._write_store(new)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self._memory[keys[t]] for t in texts])
+        return np.stack([found[keys[t]] for t in texts])
+
+    def _remember(self, vectors: dict[str, np.ndarray]) -> None:
+        """Keep vectors in memory, forgetting the oldest beyond MEMORY_ENTRIES (the store
+        on disk still has them), so a long-serving process does not grow without bound."""
+        self._memory.update(vectors)
+        while len(self._memory) > MEMORY_ENTRIES:
+            del self._memory[next(iter(self._memory))]
 
     def _embed(self, model, texts: list[str], bf16: bool = False) -> np.ndarray:
         """Normalised float32 embeddings of texts, computed by the sentence-transformer.
@@ -248,8 +261,8 @@ class Embedder:
             except sqlite3.Error as exc:
                 log.warning("embedding cache read failed: %s", exc)
                 return
-            for key, blob in rows:
-                self._memory[key] = np.frombuffer(blob, dtype=np.float32).copy()
+            self._remember({key: np.frombuffer(blob, dtype=np.float32).copy()
+                            for key, blob in rows})
 
     def _write_store(self, new: dict[str, np.ndarray]) -> None:
         db = self._store()

@@ -23,6 +23,11 @@ from metainf.selector.table import PerfTable
 
 log = logging.getLogger(__name__)
 
+MAX_CACHED_VECTORS = 10_000
+"""Reduced vectors an AxisEncoder keeps (its training texts first): texts first seen at
+Select time are cached until then and computed afresh after, so a long-serving
+coordinator does not grow with every new hardware text a client sends."""
+
 
 class AxisEncoder(BaseEstimator):
     """Features of one axis: SVD of description embeddings + scaled facts, or one-hot."""
@@ -107,11 +112,14 @@ class AxisEncoder(BaseEstimator):
         blocks = []
         if self.svd_ is not None:
             texts = [e.text(self.style) for e in entities]
-            new = [t for t in dict.fromkeys(texts) if t not in self.vectors_]
+            vectors = {t: self.vectors_[t] for t in texts if t in self.vectors_}
+            new = [t for t in dict.fromkeys(texts) if t not in vectors]
             if new:
-                reduced = self.svd_.transform(embedder.encode(new))
-                self.vectors_.update(zip(new, reduced, strict=True))
-            blocks.append(np.array([self.vectors_[t] for t in texts]).reshape(n, -1))
+                reduced = dict(zip(new, self.svd_.transform(embedder.encode(new)), strict=True))
+                vectors.update(reduced)
+                if len(self.vectors_) + len(reduced) <= MAX_CACHED_VECTORS:
+                    self.vectors_.update(reduced)
+            blocks.append(np.array([vectors[t] for t in texts]).reshape(n, -1))
         if self.fact_names_:
             scaled = (self._raw_facts(entities) - self.fact_mean_) / self.fact_scale_
             blocks.append(np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0))

@@ -169,3 +169,22 @@ def test_a_loaded_model_embeds_in_the_serving_precision(tmp_path):
     assert loaded.nearest_embedder() is loaded.featurizer.embedder_
     text = "NVIDIA H200 141GB HBM3e, 4.8 TB/s"
     assert ask(loaded, text=text).method == ask(trained, text=text).method
+
+
+def test_memory_of_first_seen_texts_stays_bounded(model, monkeypatch, tmp_path):
+    from metainf.selector import embeddings, features
+
+    monkeypatch.setattr(embeddings, "MEMORY_ENTRIES", 3)
+    embedder = Embedder(cache_dir=tmp_path)
+    texts = [f"GPU model {i}" for i in range(6)]
+    first = embedder.encode(texts)
+    assert len(embedder._memory) == 3
+    assert np.allclose(embedder.encode(texts[:1]), first[:1])  # read back from the store
+
+    encoders = list(model.featurizer.encoders_.values())
+    cap = max(len(e.vectors_) for e in encoders) + 1
+    monkeypatch.setattr(features, "MAX_CACHED_VECTORS", cap)
+    answers = [ask(model, text=f"NVIDIA test GPU {i}, {40 + i} GB HBM") for i in range(3)]
+    assert all(len(e.vectors_) <= cap for e in encoders)
+    again = ask(model, text="NVIDIA test GPU 2, 42 GB HBM")  # computed afresh, same answer
+    assert [c.predicted for c in again.candidates] == [c.predicted for c in answers[2].candidates]
