@@ -364,8 +364,9 @@ def hardware_entity(label: str, facts: HardwareFacts, text: str | None = None) -
             reasoning.append(f"Only {facts.cpu_cores} cores: large batches saturate compute "
                              "quickly.")
     else:
-        if facts.bandwidth_tbs and facts.bf16_tflops:
-            ratio = facts.bf16_tflops / facts.bandwidth_tbs
+        peak_16bit = facts.bf16_tflops or facts.fp16_tflops  # e.g. the T4 has fp16 only
+        if facts.bandwidth_tbs and peak_16bit:
+            ratio = peak_16bit / facts.bandwidth_tbs
             nums["flops_per_byte"] = ratio
             reasoning.append(
                 f"Compute-to-bandwidth ratio is about {ratio:.0f} FLOP per byte: decode at "

@@ -72,6 +72,12 @@ def test_hardware_from_catalog_and_free_text():
     assert acme.facts["memory_gb"] == 64 and acme.facts["bf16_tflops"] == 500
 
 
+def test_a_gpu_with_fp16_peak_only_has_its_compute_to_bandwidth_ratio():
+    t4 = hardware_entity_from_text("Tesla T4")
+    assert t4.facts["flops_per_byte"] == pytest.approx(65 / 0.32)
+    assert "FLOP per byte" in t4.text("cot")
+
+
 def test_method_descriptions():
     pc = method_entity("pc")
     assert "Prefix caching: on" in pc.text("rich")
