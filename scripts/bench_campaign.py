@@ -365,8 +365,11 @@ def campaign_lines(run: CampaignRun, overhead_ms: float | None) -> list[str]:
     statuses = defaultdict(int)
     for c in cells:
         statuses[c["status"]] += 1
-    parts = ", ".join(f"{k} {1e3 * t.total(k):.0f} ms/{t.count(k)} calls"
-                      for k in ("LeaseCell", "ReportResult", "Heartbeat", "LeaseCell(idle)"))
+    parts = ", ".join(
+        f"{k} {1e3 * t.total(k):.0f} ms/{t.count(k)} calls (p50 "
+        f"{benchlib.pct([1e3 * x for x in t.seconds.get(k, [])], 50):.1f}, max "
+        f"{1e3 * max(t.seconds.get(k, [0.0])):.1f} ms)"
+        for k in ("LeaseCell", "ReportResult", "Heartbeat", "LeaseCell(idle)"))
     lines = [
         f"campaign phase: {n} cells ({dict(statuses)}) on {run.workers} worker(s); wall "
         f"{run.wall_s:.1f} s from submit to the last outcome (first lease after "
