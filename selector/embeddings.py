@@ -184,24 +184,39 @@ class Embedder:
         """
         texts = [str(t) for t in texts]
         bf16 = self.bf16
+        unique = list(dict.fromkeys(texts))
         with self._lock:
-            keys = {t: self._key(t, bf16) for t in dict.fromkeys(texts)}
-            missing = [t for t in keys if keys[t] not in self._memory]
-            if missing:
-                self._read_store([keys[t] for t in missing])
-                missing = [t for t in missing if keys[t] not in self._memory]
-            found = {k: self._memory[k] for k in keys.values() if k in self._memory}
+            # Exact float32 vectors first (those training computed), then bf16 ones.
+            found = self._cached({t: self._key(t) for t in unique})
+            if bf16:
+                found.update(self._cached({t: self._key(t, True) for t in unique
+                                           if t not in found}))
+            missing = [t for t in unique if t not in found]
             model = self._load_model(bf16) if missing else None
         if missing:
             vecs = self._embed(model, missing, bf16)
-            new = {keys[t]: v for t, v in zip(missing, vecs, strict=True)}
-            found.update(new)
+            found.update(zip(missing, vecs, strict=True))
+            new = {self._key(t, bf16): v for t, v in zip(missing, vecs, strict=True)}
             with self._lock:
                 self._remember(new)
                 self._write_store(new)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([found[keys[t]] for t in texts])
+        return np.stack([found[t] for t in texts])
+
+    def _cached(self, keys: dict[str, str]) -> dict[str, np.ndarray]:
+        """The vectors of texts found in memory or in the store, by text (call locked)."""
+        absent = [k for k in keys.values() if k not in self._memory]
+        if absent:
+            self._read_store(absent)
+        return {t: self._memory[k] for t, k in keys.items() if k in self._memory}
+
+    def preload(self) -> None:
+        """Load the sentence-transformer and run one uncached forward now, so that the
+        first unseen text does not wait seconds for imports, weights and kernels."""
+        with self._lock:
+            model = self._load_model(self.bf16)
+        self._embed(model, ["warm-up: NVIDIA GPU, 80 GB HBM3"], self.bf16)
 
     def _remember(self, vectors: dict[str, np.ndarray]) -> None:
         """Keep vectors in memory, forgetting the oldest beyond MEMORY_ENTRIES (the store

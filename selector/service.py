@@ -98,10 +98,10 @@ def _limit_torch_threads() -> None:
 
 
 def _warm_up(model: TrainedModel) -> None:
-    """Load the sentence-transformer in the background: the first unseen text is then fast."""
+    """Load the sentence-transformer: the first unseen text is then fast."""
     try:
         _limit_torch_threads()
-        model.nearest_embedder().encode(["warm-up: NVIDIA GPU"])
+        model.nearest_embedder().preload()
     except Exception as exc:
         log.warning("embedding model warm-up failed: %s", exc)
 
@@ -129,8 +129,9 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         """The model answering Select now (None before one is trained)."""
         return self._model
 
-    def reload(self) -> TrainedModel:
-        """Load the newest model of model_dir (raises ModelNotFoundError when none)."""
+    def reload(self, wait_warm: bool = False) -> TrainedModel:
+        """Load the newest model of model_dir (raises ModelNotFoundError when none); its
+        embedding model warms up in the background, or before returning with wait_warm."""
         if self.model_dir is None:
             raise ModelNotFoundError("the coordinator was started without --model-dir: "
                                      + how_to_train())
@@ -139,7 +140,9 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
             self._model = model
             self._checked = time.monotonic()
         log.info("selector model %s loaded from %s", model.version, model.path)
-        if self.warm_up:
+        if self.warm_up and wait_warm:
+            _warm_up(model)
+        elif self.warm_up:
             threading.Thread(target=_warm_up, args=(model,), name="selector-warm-up",
                              daemon=True).start()
         return model
@@ -176,9 +179,10 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         return selection_to_response(sel)
 
     def ReloadModel(self, request, context):
-        """Load the newest trained model from the model directory."""
+        """Load the newest trained model from the model directory; answer once it is warm
+        (its embedding model loaded), so the next Select runs at full speed."""
         try:
-            model = self.reload()
+            model = self.reload(wait_warm=True)
         except ModelNotFoundError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except (OSError, ValueError) as exc:

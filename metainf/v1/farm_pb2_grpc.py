@@ -443,7 +443,8 @@ class SelectorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReloadModel(self, request, context):
-        """Load the newest trained model from the coordinator's model directory.
+        """Load the newest trained model from the coordinator's model directory; answers once
+        it is ready to serve (its embedding model loaded), so the next Select is fast.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -136,18 +136,31 @@ def test_concurrent_unseen_texts_embed_as_one_at_a_time(tmp_path):
 
 
 def test_bf16_embeddings_are_close_and_cached_apart_from_float32(tmp_path):
-    fp32 = Embedder(cache_dir=tmp_path)
     bf16 = Embedder(cache_dir=tmp_path, precision="bfloat16")
     assert bf16.bf16 == native_bf16()
-    a, b = fp32.encode(HARDWARE_TEXTS), bf16.encode(HARDWARE_TEXTS)
+    b = bf16.encode(HARDWARE_TEXTS)
+    a = Embedder(cache_dir=tmp_path / "fp32").encode(HARDWARE_TEXTS)
     assert b.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, rtol=1e-5)
     assert np.min(np.sum(a * b, axis=1)) > 0.9999
     if native_bf16():
-        assert fp32._key("L4") != bf16._key("L4", bf16=True)
+        assert bf16._key("L4") != bf16._key("L4", bf16=True)
         assert not np.array_equal(a, b)
-    fresh = Embedder(cache_dir=tmp_path)  # float32 reads back float32 values only
+    fresh = Embedder(cache_dir=tmp_path)  # float32 never reads bf16 values back
     np.testing.assert_array_equal(fresh.encode(HARDWARE_TEXTS), a)
+
+
+def test_bf16_serving_answers_known_texts_with_their_float32_vectors(tmp_path):
+    exact = Embedder(cache_dir=tmp_path).encode(HARDWARE_TEXTS)  # as training stores them
+    serving = Embedder(cache_dir=tmp_path, precision="bfloat16")
+    np.testing.assert_array_equal(serving.encode(HARDWARE_TEXTS), exact)
+    assert serving._models == {}  # nothing needed the model
+
+
+def test_preload_readies_the_model_without_caching_anything(tmp_path):
+    embedder = Embedder(cache_dir=tmp_path, precision="bfloat16")
+    embedder.preload()
+    assert embedder._models and embedder._memory == {}
 
 
 def test_precision_is_checked_and_left_out_of_pickles():

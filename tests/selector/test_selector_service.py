@@ -122,3 +122,14 @@ def test_all_farm_hardware_adds_registered_classes(model_dir):
     finally:
         channel.close()
         server.stop(0)
+
+
+def test_reload_answers_once_the_embedding_model_is_warm(model_dir):
+    servicer = SelectorServicer(model_dir, warm_up=True)
+    server, channel, stub = serve(servicer)
+    try:
+        stub.ReloadModel(farm_pb2.ReloadModelRequest(), timeout=60)
+        assert servicer.model.nearest_embedder()._models  # loaded before the answer
+    finally:
+        channel.close()
+        server.stop(0)
