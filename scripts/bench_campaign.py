@@ -32,7 +32,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -461,11 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     benchlib.setup_logging(args.verbose)
     cpus = worker_cpus(args.workers, args.cpus)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-campaign-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(benchlib.machine_line())
-    if note := benchlib.busy_note():
-        print(note)
+    workdir = benchlib.run_workdir(args.workdir, "bench-campaign")
+    print(*benchlib.header_lines(), sep="\n")
     print(f"workers: {args.workers}, cores {' | '.join(cpus)}; coordinator in this process "
           f"(SQLite WAL, synchronous=FULL), RPC handlers timed server side")
     overhead_ms = None

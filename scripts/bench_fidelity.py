@@ -33,7 +33,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -341,8 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = ["cb"] + (["pc"] if args.prefix_caching else []) + \
         (["cp"] if args.chunked_prefill else [])
     method = method_from_name("+".join(flags))
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-fidelity-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = benchlib.run_workdir(args.workdir, "bench-fidelity")
     workload = {"dataset": "synthetic-shared-prefix", "num_prompts": args.num_prompts,
                 "max_output_tokens": args.output_len, "seed": 0,
                 "options": {"prefix_tokens": 0, "suffix_tokens": args.input_len}}
@@ -357,9 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     def emit(line: str) -> None:
         print(line, file=figures)
 
-    emit(benchlib.machine_line())
-    if note := benchlib.busy_note():
-        emit(note)
+    for line in benchlib.header_lines():
+        emit(line)
     emit(f"workload: {args.num_prompts} prompts x {args.input_len} random input tokens "
          f"(no shared prefix) -> exactly {args.output_len} output tokens (EOS ignored); "
          f"{args.batch_size} in flight; model {args.model} (dummy weights); engine cores "

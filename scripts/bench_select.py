@@ -496,11 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.clients < 1 or args.qps <= 0 or args.seconds <= 0 or args.first_seen_qps <= 0:
         p.error("--clients, --qps, --seconds and --first-seen-qps must be positive")
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-select-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(benchlib.machine_line())
-    if note := benchlib.busy_note():
-        print(note)
+    workdir = benchlib.run_workdir(args.workdir, "bench-select")
+    print(*benchlib.header_lines(), sep="\n")
     print(f"clients: {args.clients} processes, open loop (gRPC futures), deadline "
           f"{DEADLINE_S:.0f} s; one hardware option per Select (8 candidate methods); known "
           f"entities: 256 distinct questions asked over and over")

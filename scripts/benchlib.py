@@ -14,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +79,20 @@ def busy_note() -> str | None:
         return (f"note: load average {load:.1f} on {cores} core(s) before starting: times "
                 "include waiting for a CPU; compare only ratios taken side by side here")
     return None
+
+
+def header_lines() -> list[str]:
+    """The first lines of every benchmark's figures: the machine, and the busy note when
+    other work already keeps the cores busy."""
+    return [machine_line(), *filter(None, [busy_note()])]
+
+
+def run_workdir(given: Path | None, name: str) -> Path:
+    """The folder a benchmark keeps its files in: `given` (created if needed), or a new
+    temporary folder named after the benchmark."""
+    workdir = given or Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
 
 
 def load_line() -> str:
