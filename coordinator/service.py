@@ -42,12 +42,18 @@ def _require(context: grpc.ServicerContext, request, *fields: str) -> None:
             _abort_invalid(context, f"{field}: required")
 
 
+def _not_a_quantity(field: str, value: float) -> str | None:
+    """The problem with a number that must be finite and >= 0, named by field, or None."""
+    if not math.isfinite(value) or value < 0:
+        return f"{field}: must be a finite number >= 0, got {value}"
+    return None
+
+
 def _check_profile(profile: farm_pb2.HardwareProfile) -> str | None:
     """The first problem with a registering worker's hardware profile, or None."""
     for name in PROFILE_NUMBERS:
-        value = getattr(profile, name)
-        if not math.isfinite(value) or value < 0:
-            return f"hardware.{name}: must be a finite number >= 0, got {value}"
+        if problem := _not_a_quantity(f"hardware.{name}", getattr(profile, name)):
+            return problem
     for name in PROFILE_TEXTS:
         if len(getattr(profile, name)) > MAX_NAME_LEN:
             return f"hardware.{name}: at most {MAX_NAME_LEN} characters"
@@ -76,9 +82,8 @@ def _check_run(run: farm_pb2.RunResult) -> str | None:
     for name in METRIC_COLUMNS:
         if name == "energy_j" and not run.HasField("energy_j"):
             continue
-        value = getattr(run, name)
-        if not math.isfinite(value) or value < 0:
-            return f"runs[{run.repetition}].{name}: must be a finite number >= 0, got {value}"
+        if problem := _not_a_quantity(f"runs[{run.repetition}].{name}", getattr(run, name)):
+            return problem
     if run.runtime_s <= 0:
         return f"runs[{run.repetition}].runtime_s: must be > 0 for a done run"
     return None
@@ -111,8 +116,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         if request.hardware.kind not in ("gpu", "cpu"):
             _abort_invalid(context, f"hardware.kind: must be gpu or cpu, got "
                                     f"{request.hardware.kind!r}")
-        if not math.isfinite(request.price_per_hour) or request.price_per_hour < 0:
-            _abort_invalid(context, "price_per_hour: must be a finite number >= 0")
+        if problem := _not_a_quantity("price_per_hour", request.price_per_hour):
+            _abort_invalid(context, problem)
         for field in ("name", "engine_version"):
             if len(getattr(request, field)) > MAX_NAME_LEN:
                 _abort_invalid(context, f"{field}: at most {MAX_NAME_LEN} characters")
@@ -202,9 +207,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             problem = _check_run(run)
             if problem:
                 _abort_invalid(context, problem)
-        if not math.isfinite(request.engine_start_s) or request.engine_start_s < 0:
-            _abort_invalid(context, f"engine_start_s: must be a finite number >= 0, got "
-                                    f"{request.engine_start_s}")
+        if problem := _not_a_quantity("engine_start_s", request.engine_start_s):
+            _abort_invalid(context, problem)
         if request.engine_config_json:
             try:
                 engine_config = json.loads(request.engine_config_json)
