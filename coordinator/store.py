@@ -109,6 +109,7 @@ CREATE TABLE IF NOT EXISTS results (
     accepted INTEGER NOT NULL DEFAULT 1,
     UNIQUE (campaign_id, cell_id, repetition, replica)
 );
+CREATE INDEX IF NOT EXISTS results_by_cell ON results(cell_id);
 CREATE TABLE IF NOT EXISTS replica_groups (
     group_id TEXT PRIMARY KEY,
     campaign_id TEXT NOT NULL REFERENCES campaigns(campaign_id),
