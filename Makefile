@@ -40,8 +40,10 @@ test: setup browser
 test-fast: setup
 	$(PY) -m pytest -q -m "not engine"
 
+# ruff, then the layout's import contracts (pyproject.toml [tool.importlinter]).
 lint: setup
 	$(VENV)/bin/ruff check coordinator worker selector metainf scripts tests
+	$(PY) scripts/lint_imports.py
 
 protos: setup
 	$(PY) scripts/gen_protos.py

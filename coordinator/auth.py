@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextvars
 import hmac
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from metainf.client import TokenFileError
 from metainf.coordinator.handlers import rewrap
 
 ROLES = ("worker", "client", "admin")
@@ -36,10 +36,6 @@ METHOD_ROLES: dict[str, tuple[str, ...]] = {
 """Which roles may call each RPC; a method not listed here needs no token."""
 
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
-
-
-class TokenFileError(ValueError):
-    """A token file that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -76,21 +72,6 @@ def load_tokens(path: str | Path) -> dict[str, Identity]:
     if not tokens:
         raise TokenFileError(f"{path}: no tokens")
     return tokens
-
-
-def read_client_token(token_file: str | None) -> str | None:
-    """The token a client sends: first field of the first line of its token file."""
-    path = token_file or os.environ.get("METAINF_TOKEN_FILE")
-    if not path:
-        return None
-    try:
-        for line in Path(path).read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                return line.split()[0]
-    except OSError as exc:
-        raise TokenFileError(f"cannot read token file {path}: {exc.strerror}") from None
-    raise TokenFileError(f"token file {path} holds no token")
 
 
 class TokenAuthInterceptor(grpc.ServerInterceptor):
@@ -133,34 +114,3 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
                 current_identity.reset(token)
 
         return rewrap(handler, around)
-
-
-class TokenClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Adds `authorization: Bearer TOKEN` to every call of a channel."""
-
-    def __init__(self, token: str):
-        self._metadata = (("authorization", f"Bearer {token}"),)
-
-    def _details(self, details):
-        return _Details(details.method, details.timeout,
-                        tuple(details.metadata or ()) + self._metadata, details.credentials,
-                        getattr(details, "wait_for_ready", None),
-                        getattr(details, "compression", None))
-
-    def intercept_unary_unary(self, continuation, client_call_details, request):
-        """Unary calls."""
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_unary_stream(self, continuation, client_call_details, request):
-        """Server-streaming calls."""
-        return continuation(self._details(client_call_details), request)
-
-
-@dataclass(frozen=True)
-class _Details(grpc.ClientCallDetails):
-    method: str
-    timeout: float | None
-    metadata: tuple
-    credentials: object
-    wait_for_ready: bool | None
-    compression: object

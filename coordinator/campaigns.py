@@ -6,11 +6,13 @@ import json
 import logging
 from typing import Any
 
-from metainf.coordinator.grid import GridError, WorkloadEntry, expand, validate_grid
-from metainf.coordinator.store import METRIC_COLUMNS, Store
+from metainf.coordinator.store import Store
+from metainf.grid import GridError, WorkloadEntry, template, validate_grid
+from metainf.methods import method_from_dict, wire_fields
+from metainf.models import ModelError, config_summary, resolve_model
+from metainf.p import METRIC_COLUMNS
 from metainf.v1 import farm_pb2
-from metainf.worker.models import ModelError, config_summary, resolve_model
-from metainf.worker.workloads import (
+from metainf.workloads import (
     WorkloadError,
     build_requests,
     materialize,
@@ -55,10 +57,10 @@ def create(store: Store, grid_obj: dict[str, Any]) -> tuple[str, int]:
         "grid": {"name": grid.name, "repetitions": grid.repetitions, "replicas": grid.replicas,
                  "hardware": grid.hardware},
     }
-    n_cells = len(expand(grid))
+    cells = template(grid)
     campaign_id = store.add_campaign(grid.name, grid.model_dump(mode="json", exclude_none=True),
-                                     meta)
-    return campaign_id, n_cells
+                                     meta, cells)
+    return campaign_id, len(cells)
 
 
 def export_meta(store: Store, campaign_id: str) -> dict[str, Any]:
@@ -79,17 +81,15 @@ def export_meta(store: Store, campaign_id: str) -> dict[str, Any]:
 
 def result_row(r: dict[str, Any]) -> farm_pb2.ResultRow:
     """A stored result (joined with its cell) as a ResultRow message."""
-    method = json.loads(r["method_json"])
+    method = method_from_dict(json.loads(r["method_json"]))
     workload = json.loads(r["workload_json"])
-    flags = set(method["flags"])
     run = farm_pb2.RunResult(repetition=r["repetition"], status=r["status"], error=r["error"])
     for name in METRIC_COLUMNS:
         if r[name] is not None:
             setattr(run, name, r[name])
     return farm_pb2.ResultRow(
         campaign_id=r["campaign_id"], cell_id=r["cell_id"], model=r["model"],
-        method=r["method"], continuous_batching="cb" in flags, prefix_caching="pc" in flags,
-        chunked_prefill="cp" in flags, hardware=r["hardware"],
+        **wire_fields(method, with_engine_args=False), hardware=r["hardware"],
         worker=r["worker_name"] or r["worker_id"], dataset=workload["dataset"],
         batch_size=r["batch_size"], num_prompts=workload["num_prompts"],
         max_output_tokens=workload.get("max_output_tokens", 0), repetition=r["repetition"],

@@ -7,7 +7,7 @@ import statistics
 from typing import Any
 
 from metainf.coordinator.campaigns import STATS_VOCAB
-from metainf.worker.workloads import WorkloadSpec, build_requests
+from metainf.workloads import WorkloadSpec, build_requests
 
 CONSISTENCY_TOLERANCE = 0.05
 """Allowed relative mismatch between throughput x runtime and the workload's own counts."""

@@ -8,15 +8,8 @@ import json
 import statistics
 from dataclasses import dataclass
 
-DEFAULT_TOLERANCE = 0.2
-"""Two done copies agree when their median runtimes differ by at most this share of the
-smaller one (a grid's `replica_tolerance`)."""
-
 MAX_TIEBREAKERS = 1
 """Extra copies queued when no two copies agree, before a group is declared disputed."""
-
-VERDICTS = ("waiting", "agreed", "disputed")
-"""States of a group of copies."""
 
 
 def group_id(campaign_id: str, class_id: str, model: str, method: str, workload_label: str,

@@ -8,9 +8,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from metainf.coordinator.grid import expand, validate_grid
 from metainf.coordinator.replication import group_id
-from metainf.coordinator.store import FINAL_STATUSES, Lease, Store
+from metainf.coordinator.store import Lease, Store
+from metainf.grid import cell_id as template_cell_id
+from metainf.grid import template, validate_grid
+from metainf.p import FINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -63,29 +65,25 @@ def bind_campaigns(store: Store, worker: dict[str, Any]) -> list[str]:
             continue
         if bound and campaign_done(store, cid):
             continue  # a finished campaign takes no new hardware
-        cells = cell_rows(cid, worker["class_id"], grid)
+        cells = cell_rows(campaign, worker["class_id"])
         store.bind_class(cid, worker["class_id"], cells)
         open_ids.append(cid)
     return open_ids
 
 
-def cell_rows(campaign_id: str, class_id: str, grid_obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of a campaign's cells for one hardware class, in grid order."""
-    grid = validate_grid(grid_obj)
-    rows = []
-    for seq, t in enumerate(expand(grid)):
-        rows.append({
-            "cell_id": t.cell_id(campaign_id, class_id), "campaign_id": campaign_id,
-            "class_id": class_id, "seq": seq, "model": t.model, "method": t.method.name,
-            "method_json": json.dumps(t.method.to_dict()), "workload_label": t.workload_label,
-            "workload_json": t.workload.model_dump_json(exclude_none=True),
-            "batch_size": t.batch_size, "repetitions": grid.repetitions, "replica": t.replica,
-            "replicas": grid.replicas,
-            "group_id": group_id(campaign_id, class_id, t.model, t.method.name, t.workload_label,
-                                 t.batch_size),
-            "engine_key": t.engine_key, "timeout_s": grid.timeout_s,
-        })
-    return rows
+def cell_rows(campaign: dict[str, Any], class_id: str) -> list[dict[str, Any]]:
+    """The rows of a campaign's cells for one hardware class, in grid order, from the
+    template stored at submit (a campaign stored before templates expands its grid)."""
+    campaign_id = campaign["campaign_id"]
+    grid = json.loads(campaign["grid_json"])
+    cells = (json.loads(campaign["template_json"]) if campaign.get("template_json")
+             else template(validate_grid(grid)))
+    return [{**t, "cell_id": template_cell_id(campaign_id, class_id, t), "campaign_id": campaign_id,
+             "class_id": class_id, "seq": seq, "repetitions": grid["repetitions"],
+             "replicas": grid["replicas"], "timeout_s": grid["timeout_s"],
+             "group_id": group_id(campaign_id, class_id, t["model"], t["method"],
+                                  t["workload_label"], t["batch_size"])}
+            for seq, t in enumerate(cells)]
 
 
 def choose(pending: list[dict[str, Any]], warm_key: str, busy_keys: set[str]) -> list[str]:

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from metainf.client import MAX_MESSAGE_BYTES
 from metainf.coordinator.auth import TokenAuthInterceptor, load_tokens
 from metainf.coordinator.dashboard import DashboardServer, start_dashboard
 from metainf.coordinator.farm_metrics import FarmMetrics, MetricsInterceptor
@@ -24,9 +25,6 @@ from metainf.coordinator.store import Store
 from metainf.v1 import farm_pb2_grpc
 
 log = logging.getLogger(__name__)
-
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-"""Largest message either side accepts (a grid with sampled records, an export chunk)."""
 
 SERVICE_NAMES = ("metainf.v1.Coordinator", "metainf.v1.Selector")
 

@@ -13,17 +13,18 @@ import grpc
 from metainf.coordinator import campaigns
 from metainf.coordinator.auth import current_identity
 from metainf.coordinator.farm_metrics import FarmMetrics
-from metainf.coordinator.grid import GridError
 from metainf.coordinator.plausibility import check_against_class, check_runs
 from metainf.coordinator.scheduler import SchedulerConfig, next_lease
 from metainf.coordinator.status import campaign_progress, worker_state
-from metainf.coordinator.store import METRIC_COLUMNS, NotFound, NotHolder, StaleLease, Store
+from metainf.coordinator.store import NotFound, NotHolder, StaleLease, Store
+from metainf.grid import GridError
+from metainf.hardware import hardware_class
+from metainf.methods import method_from_dict, wire_fields
+from metainf.p import FINAL_STATUSES, METRIC_COLUMNS
 from metainf.v1 import farm_pb2, farm_pb2_grpc
-from metainf.worker.hardware import hardware_class
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("done", "failed", "oom", "timeout")
 EXPORT_CHUNK_ROWS = 500
 MAX_NAME_LEN = 200
 PROFILE_NUMBERS = ("accelerator_count", "accelerator_memory_gb", "power_limit_w", "cpu_cores",
@@ -75,8 +76,8 @@ def profile_to_dict(profile: farm_pb2.HardwareProfile) -> dict[str, Any]:
 
 def _check_run(run: farm_pb2.RunResult) -> str | None:
     """The first problem with a run's metrics, or None."""
-    if run.status not in STATUSES:
-        return f"runs[{run.repetition}].status: must be one of {', '.join(STATUSES)}"
+    if run.status not in FINAL_STATUSES:
+        return f"runs[{run.repetition}].status: must be one of {', '.join(FINAL_STATUSES)}"
     if run.status != "done":
         return None
     for name in METRIC_COLUMNS:
@@ -179,16 +180,12 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         if lease is None:
             return farm_pb2.LeaseCellResponse(retry_after_s=self.config.idle_retry_s)
         c = lease.cell
-        method = json.loads(c["method_json"])
-        flags = set(method["flags"])
+        method = method_from_dict(json.loads(c["method_json"]))
         spec = farm_pb2.CellSpec(
             campaign_id=c["campaign_id"], cell_id=c["cell_id"], epoch=lease.epoch,
-            model=c["model"], method=c["method"], continuous_batching="cb" in flags,
-            prefix_caching="pc" in flags, chunked_prefill="cp" in flags,
-            engine_args_json=json.dumps(method["engine_args"]),
-            workload_json=c["workload_json"], batch_size=c["batch_size"],
-            repetitions=c["repetitions"], replica=c["replica"], engine_key=c["engine_key"],
-            timeout_s=c["timeout_s"])
+            model=c["model"], **wire_fields(method), workload_json=c["workload_json"],
+            batch_size=c["batch_size"], repetitions=c["repetitions"], replica=c["replica"],
+            engine_key=c["engine_key"], timeout_s=c["timeout_s"])
         log.info("leased %s (%s %s b=%d) to %s epoch %d", c["cell_id"], c["model"],
                  c["method"], c["batch_size"], worker["name"], lease.epoch)
         return farm_pb2.LeaseCellResponse(cell=spec)
@@ -199,8 +196,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         if request.epoch < 1:
             _abort_invalid(context, f"epoch: must be the cell's lease epoch (>= 1), got "
                                     f"{request.epoch}")
-        if request.status not in STATUSES:
-            _abort_invalid(context, f"status: must be one of {', '.join(STATUSES)}")
+        if request.status not in FINAL_STATUSES:
+            _abort_invalid(context, f"status: must be one of {', '.join(FINAL_STATUSES)}")
         if request.status == "done" and not request.runs:
             _abort_invalid(context, "runs: a done cell needs at least one run")
         for run in request.runs:

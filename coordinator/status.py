@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from metainf.coordinator.scheduler import SchedulerConfig, campaign_done, lost_after_s
-from metainf.coordinator.store import FINAL_STATUSES, Store
+from metainf.coordinator.store import Store
+from metainf.p import FINAL_STATUSES
 
 CELL_STATES = ("pending", "leased", *FINAL_STATUSES)
 """Every status a cell can have, queue first."""

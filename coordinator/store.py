@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from metainf.coordinator import replication
+from metainf.grid import DEFAULT_TOLERANCE
+from metainf.p import FINAL_STATUSES, METRIC_COLUMNS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hardware_classes (
@@ -44,6 +46,7 @@ CREATE TABLE IF NOT EXISTS campaigns (
     name TEXT NOT NULL,
     grid_json TEXT NOT NULL,
     meta_json TEXT NOT NULL,
+    template_json TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS campaign_classes (
@@ -124,13 +127,11 @@ MIGRATIONS = (
     ("cells", "replicas", "INTEGER NOT NULL DEFAULT 1"),
     ("cells", "group_id", "TEXT NOT NULL DEFAULT ''"),
     ("results", "accepted", "INTEGER NOT NULL DEFAULT 1"),
+    ("campaigns", "template_json", "TEXT NOT NULL DEFAULT ''"),
 )
 """Columns added since the first schema: (table, column, declaration), added in place to
 an older database on open, so that nothing stored is lost."""
 
-FINAL_STATUSES = ("done", "failed", "oom", "timeout")
-METRIC_COLUMNS = ("runtime_s", "request_throughput", "throughput_tok_s", "ttft_p50_s",
-                  "ttft_p99_s", "itl_p50_s", "itl_p99_s", "peak_mem_gb", "energy_j")
 
 
 class NotFound(LookupError):
@@ -205,7 +206,7 @@ def _vote(tx: sqlite3.Connection, cell: dict[str, Any], now: float) -> None:
     verdict = replication.settle(
         [replication.Copy(c["replica"], c["status"], tuple(runtimes.get(c["cell_id"], ())))
          for c in copies], cell["replicas"],
-        grid.get("replica_tolerance", replication.DEFAULT_TOLERANCE))
+        grid.get("replica_tolerance", DEFAULT_TOLERANCE))
     if verdict.state == "tiebreak":
         extra = dict(copies[-1])
         extra_replica = extra["replica"] + 1
@@ -336,14 +337,17 @@ class Store:
 
     # -- campaigns ------------------------------------------------------------------
 
-    def add_campaign(self, name: str, grid: dict, meta: dict) -> str:
-        """Store a validated grid as a new campaign; return its id."""
+    def add_campaign(self, name: str, grid: dict, meta: dict,
+                     template: list[dict[str, Any]]) -> str:
+        """Store a validated grid, its metadata and its expanded cell template as a new
+        campaign; return its id."""
         campaign_id = new_id("c")
         with self.transaction() as tx:
             tx.execute(
-                "INSERT INTO campaigns(campaign_id, name, grid_json, meta_json, created_at) "
-                "VALUES (?,?,?,?,?)",
-                (campaign_id, name, json.dumps(grid), json.dumps(meta), time.time()))
+                "INSERT INTO campaigns(campaign_id, name, grid_json, meta_json, created_at, "
+                "template_json) VALUES (?,?,?,?,?,?)",
+                (campaign_id, name, json.dumps(grid), json.dumps(meta), time.time(),
+                 json.dumps(template)))
         return campaign_id
 
     def campaign(self, campaign_id: str) -> dict[str, Any]:

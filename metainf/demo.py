@@ -66,11 +66,11 @@ def _spawn_workers(address: str, out: Path, n: int) -> list[subprocess.Popen]:
 
 def run_demo(out: Path, quick: bool = False) -> int:
     """Run the whole demo in `out`; return an exit code."""
-    from metainf.coordinator.client import export_campaign, submit_grid
-    from metainf.coordinator.export import read_p
-    from metainf.coordinator.progress import watch
-    from metainf.coordinator.report import write_report
+    from metainf.cli.progress import watch
+    from metainf.client import export_campaign, submit_grid
     from metainf.coordinator.server import ServerConfig, create_server
+    from metainf.p import read_p
+    from metainf.report.html import write_report
 
     console = Console()
     err = Console(stderr=True)
@@ -128,9 +128,9 @@ def run_demo(out: Path, quick: bool = False) -> int:
 def _train_and_select(p_path: Path, model_dir: Path, coord, address: str, console: Console,
                       err: Console) -> None:
     """Train MetaInf on the campaign's P, load it in the coordinator, ask Select."""
-    from metainf.coordinator.client import channel
-    from metainf.selector.artifact import train
+    from metainf.client import channel
     from metainf.selector.table import PerfTable
+    from metainf.selector.training import train
     from metainf.v1 import farm_pb2, farm_pb2_grpc
 
     t0 = time.time()

@@ -135,6 +135,25 @@ def method_from_dict(obj: Mapping[str, Any]) -> Method:
     return _from_flags(name, flags, engine_args)
 
 
+def method_from_cell(spec) -> Method:
+    """The method a wire CellSpec carries: its name, three flags and engine_args_json."""
+    return Method(name=spec.method, continuous_batching=spec.continuous_batching,
+                  prefix_caching=spec.prefix_caching, chunked_prefill=spec.chunked_prefill,
+                  engine_args=json.loads(spec.engine_args_json or "{}"))
+
+
+def wire_fields(method: Method, with_engine_args: bool = True) -> dict[str, Any]:
+    """The fields that carry a method on the wire: CellSpec's, or ResultRow's without
+    `engine_args_json`."""
+    fields: dict[str, Any] = {"method": method.name,
+                              "continuous_batching": method.continuous_batching,
+                              "prefix_caching": method.prefix_caching,
+                              "chunked_prefill": method.chunked_prefill}
+    if with_engine_args:
+        fields["engine_args_json"] = json.dumps(dict(method.engine_args), sort_keys=True)
+    return fields
+
+
 def parse_methods(spec: str | list[Any]) -> list[Method]:
     """Parse a grid's `methods`: 'paper8', or a list of names and method objects."""
     if isinstance(spec, str):

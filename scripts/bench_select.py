@@ -120,9 +120,9 @@ def _train_child(csv: str, cache_dir: str, trace: bool, out: mp.Queue) -> None:
     import tracemalloc
 
     os.environ["METAINF_SEARCH_CACHE"] = os.path.join(cache_dir, "search")  # cold, per run
-    from metainf.selector.artifact import train
     from metainf.selector.embeddings import Embedder
     from metainf.selector.table import PerfTable
+    from metainf.selector.training import train
 
     spent = {"s": 0.0}
     plain_encode = Embedder.encode
@@ -262,7 +262,7 @@ def _client(address: str, queries: list[dict], first_seen: bool, client: int, ra
     Records (send offset s, latency s, status) per call; latency is from the moment the
     call was sent to the moment its answer arrived, as seen by this client.
     """
-    from metainf.coordinator.client import channel
+    from metainf.client import channel
     from metainf.v1 import farm_pb2_grpc
 
     stub = farm_pb2_grpc.SelectorStub(channel(address))
@@ -363,7 +363,8 @@ def in_process(model_dir: Path, queries: list[dict], n_known: int, n_first: int,
     import torch
 
     from metainf.selector.artifact import load_model
-    from metainf.selector.selection import HardwareOption, SelectQuery, select
+    from metainf.selector.query import HardwareOption, SelectQuery
+    from metainf.selector.selection import select
     from metainf.selector.service import SERVING_TORCH_THREADS
 
     torch.set_num_threads(SERVING_TORCH_THREADS)  # as the coordinator serves
@@ -440,8 +441,8 @@ def profile_lines(raw: Path, top: int = 14) -> list[str]:
 
 
 def _train_small_model(model_dir: Path, workdir: Path) -> float:
-    from metainf.selector.artifact import train
     from metainf.selector.table import PerfTable
+    from metainf.selector.training import train
 
     csv = workdir / "select-table.csv"
     synth.make_table(seed=0).to_csv(csv, index=False)
@@ -566,7 +567,7 @@ def _prime(address: str, queries: list[dict], run: str = "") -> None:
     """Wait until Select answers, and the coordinator has loaded its sentence-transformer."""
     import grpc
 
-    from metainf.coordinator.client import channel
+    from metainf.client import channel
     from metainf.v1 import farm_pb2_grpc
 
     stub = farm_pb2_grpc.SelectorStub(channel(address))

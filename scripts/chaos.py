@@ -154,7 +154,7 @@ def run_chaos(workdir: Path, cells: int = 40, workers: int = 2, worker_kills: in
               coordinator_kills: int = 1, repetitions: int = 2, engine: str = FAKE_ENGINE,
               lease_s: float = 3.0, seed: int = 0, timeout_s: float = 600) -> ChaosReport:
     """Run a campaign under kills; return the report (raises if it does not finish)."""
-    from metainf.coordinator.client import campaign_status, submit_grid
+    from metainf.client import campaign_status, submit_grid
 
     rng = random.Random(seed)
     report = ChaosReport()

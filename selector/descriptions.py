@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metainf.hardware_catalog import HardwareFacts, facts_from_profile, facts_from_text
+from metainf.hardware_catalog import lookup as lookup_hardware
 from metainf.methods import (
     DEFAULT_CP_TOKEN_BUDGET,
     Method,
@@ -24,8 +26,6 @@ from metainf.methods import (
     method_from_dict,
     method_from_name,
 )
-from metainf.selector.hardware_catalog import HardwareFacts, facts_from_profile, facts_from_text
-from metainf.selector.hardware_catalog import lookup as lookup_hardware
 from metainf.selector.table import TableMapping
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def summary_from_text(text: str) -> dict[str, Any]:
 def catalog_model_summary(name: str) -> dict[str, Any] | None:
     """The config summary of a model-catalog name or local model dir, or None."""
     try:
-        from metainf.worker.models import (
+        from metainf.models import (
             catalog_entry,
             config_summary,
             known_models,

@@ -18,13 +18,8 @@ from metainf.selector.artifact import (
     latest_version,
     load_model,
 )
-from metainf.selector.selection import (
-    HardwareOption,
-    Selection,
-    SelectionError,
-    SelectQuery,
-    select,
-)
+from metainf.selector.query import HardwareOption, SelectionError, SelectQuery
+from metainf.selector.selection import Selection, select
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ for _helpers in (TESTS / "coordinator", TESTS / "selector"):  # farm_reports, sy
 from farm_reports import report_for  # noqa: E402
 from synthetic_tables import farm_frame_and_meta, shared_embedder  # noqa: E402
 
-from metainf.coordinator.client import channel  # noqa: E402
-from metainf.coordinator.server import MAX_MESSAGE_BYTES, ServerConfig, create_server  # noqa: E402
-from metainf.selector.artifact import train  # noqa: E402
+from metainf.client import MAX_MESSAGE_BYTES, channel  # noqa: E402
+from metainf.coordinator.server import ServerConfig, create_server  # noqa: E402
 from metainf.selector.table import FARM_MAPPING, PerfTable  # noqa: E402
+from metainf.selector.training import train  # noqa: E402
 from metainf.v1 import farm_pb2, farm_pb2_grpc  # noqa: E402
 
 DEADLINE_S = 30.0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from metainf.coordinator.client import DEFAULT_DEADLINE_S, channel
+from metainf.client import DEFAULT_DEADLINE_S, channel
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 from metainf.worker.engine_host import EngineHost
 from metainf.worker.engines.base import EngineOptions

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from metainf.methods import method_from_dict
+from metainf.methods import Method, method_from_cell
+from metainf.models import resolve_model, vocab_size
 from metainf.worker.engines.base import Engine, EngineOptions
 from metainf.worker.metrics import EnergyMeter, MemoryMeter, nvml_handles, run_metrics
-from metainf.worker.models import resolve_model, vocab_size
-from metainf.worker.workloads import WorkloadSpec, build_requests
+from metainf.workloads import WorkloadSpec, build_requests
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,7 @@ class Cell:
 
     cell_id: str
     model: str
-    method: str
-    flags: tuple[str, ...]
-    engine_args: dict[str, Any]
+    method: Method
     workload: dict[str, Any]
     batch_size: int
     repetitions: int
@@ -36,12 +34,9 @@ class Cell:
     @classmethod
     def from_spec(cls, spec) -> Cell:
         """Build from a farm_pb2.CellSpec."""
-        flags = tuple(f for f, on in (("cb", spec.continuous_batching),
-                                      ("pc", spec.prefix_caching),
-                                      ("cp", spec.chunked_prefill)) if on)
-        return cls(spec.cell_id, spec.model, spec.method, flags,
-                   json.loads(spec.engine_args_json or "{}"), json.loads(spec.workload_json),
-                   spec.batch_size, spec.repetitions, spec.engine_key)
+        return cls(spec.cell_id, spec.model, method_from_cell(spec),
+                   json.loads(spec.workload_json), spec.batch_size, spec.repetitions,
+                   spec.engine_key)
 
 
 class CellRunner:
@@ -62,12 +57,10 @@ class CellRunner:
         if self.engine is not None and self.engine_key == cell.engine_key:
             return 0.0
         self.close()
-        method = method_from_dict({"name": cell.method, "flags": list(cell.flags),
-                                   "engine_args": cell.engine_args})
         model = resolve_model(cell.model)
         t0 = time.perf_counter()
         engine = self.engine_factory()
-        started_with = engine.start(model, method.engine_config(), self.options)
+        started_with = engine.start(model, cell.method.engine_config(), self.options)
         self.engine, self.engine_key = engine, cell.engine_key
         self.engine_config, self.weights = started_with, model.weights
         self.engine_starts += 1
@@ -80,7 +73,7 @@ class CellRunner:
         engine = self.engine
         spec = WorkloadSpec(**cell.workload)
         requests = build_requests(spec, self._vocab)
-        cb = "cb" in cell.flags
+        cb = cell.method.continuous_batching
         # One uncounted warm-up run of one group before the measured repetitions.
         engine.reset_cache()
         engine.run(requests[:cell.batch_size], cell.batch_size, cb)

@@ -7,7 +7,7 @@ import importlib
 from metainf.selector.base import TaskMethodSelector
 
 SELECTORS: dict[str, str] = {
-    "metainf": "metainf.selector.metainf:MetaInfSelector",
+    "metainf": "metainf.selector.meta_learner:MetaInfSelector",
     "global_best": "metainf.selector.baselines.global_best:GlobalBestSelector",
     "isac": "metainf.selector.baselines.isac:ISACSelector",
     "argosmart": "metainf.selector.baselines.argosmart:ArgosmartSelector",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from farm_reports import report_for
 
-from metainf.coordinator.client import channel
+from metainf.client import channel
 from metainf.coordinator.dashboard import DashboardServer, start_dashboard
 from metainf.coordinator.farm_metrics import FarmMetrics
 from metainf.v1 import farm_pb2, farm_pb2_grpc

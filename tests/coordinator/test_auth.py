@@ -12,8 +12,8 @@ import pytest
 from farm_reports import report_for
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from metainf.coordinator.auth import TokenFileError, load_tokens
-from metainf.coordinator.client import channel
+from metainf.client import TokenFileError, channel
+from metainf.coordinator.auth import load_tokens
 from metainf.coordinator.server import ServerConfig, create_server
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 

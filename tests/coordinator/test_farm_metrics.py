@@ -8,7 +8,8 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from metainf.coordinator.auth import Identity, TokenAuthInterceptor, TokenClientInterceptor
+from metainf.client import TokenClientInterceptor
+from metainf.coordinator.auth import Identity, TokenAuthInterceptor
 from metainf.coordinator.farm_metrics import FarmMetrics, MetricsInterceptor
 from metainf.coordinator.service import CoordinatorServicer
 from metainf.coordinator.store import Store

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from farm_reports import report_for
 
-from metainf.coordinator.client import channel
+from metainf.client import channel
 from metainf.coordinator.plausibility import check_against_class
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 

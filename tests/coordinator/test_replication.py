@@ -10,7 +10,7 @@ import grpc
 import pytest
 from farm_reports import report_for
 
-from metainf.coordinator.client import channel
+from metainf.client import channel
 from metainf.coordinator.replication import Copy, agree, settle
 from metainf.coordinator.server import ServerConfig, create_server
 from metainf.coordinator.store import SCHEMA, Store
@@ -184,7 +184,8 @@ def test_a_worker_of_the_same_operator_is_refused_the_copy_even_when_idle(farm):
 def test_an_older_database_is_migrated_in_place(tmp_path):
     old_schema = "\n".join(line for line in SCHEMA.splitlines()
                            if not line.strip().startswith(("replicas INTEGER", "group_id TEXT",
-                                                            "accepted INTEGER")))
+                                                            "accepted INTEGER",
+                                                            "template_json TEXT")))
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
     conn.executescript(old_schema)
@@ -196,3 +197,4 @@ def test_an_older_database_is_migrated_in_place(tmp_path):
     columns = {r["name"] for r in store.query("PRAGMA table_info(cells)")}
     assert {"replicas", "group_id"} <= columns
     assert "accepted" in {r["name"] for r in store.query("PRAGMA table_info(results)")}
+    assert "template_json" in {r["name"] for r in store.query("PRAGMA table_info(campaigns)")}

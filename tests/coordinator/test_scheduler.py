@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from metainf.coordinator import campaigns
@@ -53,6 +55,23 @@ def test_campaign_waits_for_hardware_then_binds_late(store):
     w2 = add_worker(store, "w2", "hw2")
     next_lease(store, w2, "", CONFIG)
     assert sum(store.cell_counts(cid).values()) == 16  # a second class gets the whole grid
+
+
+def test_binding_a_class_reads_the_template_stored_at_submit(store, monkeypatch):
+    import metainf.coordinator.scheduler as scheduler
+
+    cid, n = campaigns.create(store, GRID)
+    assert len(json.loads(store.campaign(cid)["template_json"])) == n
+
+    def no_second_validation(grid):
+        raise AssertionError("the grid was validated again at binding")
+
+    monkeypatch.setattr(scheduler, "validate_grid", no_second_validation)
+    next_lease(store, add_worker(store), "", CONFIG)
+    cells = store.query("SELECT * FROM cells WHERE campaign_id=? ORDER BY seq", (cid,))
+    assert [(c["method"], c["batch_size"]) for c in cells] == [
+        (m, b) for m in GRID["methods"] for b in (2, 4)]
+    assert {c["repetitions"] for c in cells} == {2}
 
 
 def test_warm_engine_is_preferred(store):

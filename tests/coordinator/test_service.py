@@ -11,8 +11,8 @@ from farm_reports import report_for
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from metainf.cli import main as cli_main
-from metainf.coordinator.client import channel, export_campaign
-from metainf.coordinator.export import performance_array, read_p
+from metainf.client import channel, export_campaign
+from metainf.p import performance_array, read_p
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 
 GRID = {

@@ -6,7 +6,7 @@ import pytest
 from dashboard_farm import start_farm
 from google.protobuf.json_format import MessageToDict
 
-from metainf.coordinator.client import channel
+from metainf.client import channel
 from metainf.coordinator.scheduler import SchedulerConfig
 from metainf.coordinator.status import (
     campaign_progress,

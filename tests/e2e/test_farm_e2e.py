@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from metainf.coordinator.client import campaign_status, export_campaign, submit_grid
-from metainf.coordinator.export import read_p
+from metainf.client import campaign_status, export_campaign, submit_grid
+from metainf.p import read_p
 
 pytestmark = [pytest.mark.integration, pytest.mark.engine]
 

@@ -91,7 +91,7 @@ FARM_HARDWARE = {
 
 def farm_workloads() -> dict[str, dict]:
     """Two farm workloads (shared-prefix and ShareGPT-like) with real labels and statistics."""
-    from metainf.worker import workloads as wl
+    from metainf import workloads as wl
 
     out = {}
     for spec in (wl.WorkloadSpec(dataset="synthetic-shared-prefix", num_prompts=16,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from synthetic_tables import external_table, shared_embedder
 
-from metainf.selector.artifact import ModelNotFoundError, latest_version, load_model, train
+from metainf.selector.artifact import ModelNotFoundError, latest_version, load_model
+from metainf.selector.training import train
 
 
 @pytest.fixture(scope="module")

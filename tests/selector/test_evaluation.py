@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from metainf.cli import main as cli_main
 from metainf.selector.base import TaskMethodSelector
 from metainf.selector.baselines.registry import SELECTORS, selector_names
-from metainf.selector.evaluation.cli import add_evaluate_parser
 from metainf.selector.evaluation.fold_data import FeatureConfig
 from metainf.selector.evaluation.report import CSV_COLUMNS, write_report
 from metainf.selector.evaluation.runner import EvaluationConfig, ProtocolSpec, run_evaluation
@@ -137,10 +135,8 @@ def test_report_files(tmp_path):
         assert img.shape[0] > 100 and img.shape[1] > 100
 
 
-def _parse(argv):
-    parser = argparse.ArgumentParser(prog="metainf")
-    add_evaluate_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["evaluate", *argv])
+def _evaluate(argv):
+    return cli_main(["evaluate", *argv])
 
 
 MAPPING_FLAGS = ["--task-cols", "model,hardware,workload,batch_size", "--method-col", "method",
@@ -153,10 +149,9 @@ def test_cli_on_an_external_csv_with_rich_descriptions(tmp_path, monkeypatch, ca
     data = tmp_path / "bench.csv"
     small_frame().drop(columns="status").to_csv(data, index=False)
     out = tmp_path / "out"
-    args = _parse(["--data", str(data), *MAPPING_FLAGS, "--out", str(out), "--protocol", "loho",
+    assert _evaluate(["--data", str(data), *MAPPING_FLAGS, "--out", str(out), "--protocol", "loho",
                    "--selectors", "metainf,global_best,alors", "--styles", "onehot,rich",
-                   "--svd-k", "4", "--serial", "--no-progress"])
-    assert args.func(args) == 0
+                   "--svd-k", "4", "--serial", "--no-progress"]) == 0
     assert capsys.readouterr().out.strip() == str(out / "summary.md")
     metrics = pd.read_csv(out / "metrics.csv")
     assert set(metrics["selector"]) == {"metainf", "global_best", "alors", "oracle"}
@@ -177,9 +172,8 @@ def test_cli_on_an_external_csv_with_rich_descriptions(tmp_path, monkeypatch, ca
 def test_cli_bad_input_exits_2_naming_the_field(tmp_path, capsys, extra, field):
     data = tmp_path / "bench.csv"
     small_frame().to_csv(data, index=False)
-    args = _parse(["--data", str(data), *MAPPING_FLAGS, "--out", str(tmp_path / "o"),
-                   "--serial", "--no-progress", "--styles", "onehot", *extra])
-    assert args.func(args) == 2
+    assert _evaluate(["--data", str(data), *MAPPING_FLAGS, "--out", str(tmp_path / "o"),
+                   "--serial", "--no-progress", "--styles", "onehot", *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and field in err[0], err
 
@@ -187,15 +181,12 @@ def test_cli_bad_input_exits_2_naming_the_field(tmp_path, capsys, extra, field):
 def test_cli_mapping_errors(tmp_path, capsys):
     data = tmp_path / "bench.csv"
     small_frame().rename(columns={"method": "framework"}).to_csv(data, index=False)
-    args = _parse(["--data", str(data), "--out", str(tmp_path / "o")])
-    assert args.func(args) == 2
+    assert _evaluate(["--data", str(data), "--out", str(tmp_path / "o")]) == 2
     assert "--data" in capsys.readouterr().err
-    args = _parse(["--data", str(data), "--task-cols", "model", "--method-col", "framework",
-                   "--metric-col", "runtime_s", "--out", str(tmp_path / "o")])
-    assert args.func(args) == 2
+    assert _evaluate(["--data", str(data), "--task-cols", "model", "--method-col", "framework",
+                   "--metric-col", "runtime_s", "--out", str(tmp_path / "o")]) == 2
     assert "--metric-col" in capsys.readouterr().err
-    args = _parse(["--out", str(tmp_path / "o")])
-    assert args.func(args) == 2
+    assert _evaluate(["--out", str(tmp_path / "o")]) == 2
     assert "--data/--campaign" in capsys.readouterr().err
 
 
@@ -212,9 +203,8 @@ def test_cli_on_a_farm_p_export_counts_single_candidate_tasks(tmp_path, capsys):
     data = tmp_path / "p.parquet"
     pd.concat([df, repeat], ignore_index=True).to_parquet(data, index=False)
     out = tmp_path / "out"
-    args = _parse(["--data", str(data), "--out", str(out), "--protocol", "loho",
-                   "--styles", "onehot", "--serial", "--no-progress"])
-    assert args.func(args) == 0
+    assert _evaluate(["--data", str(data), "--out", str(out), "--protocol", "loho",
+                   "--styles", "onehot", "--serial", "--no-progress"]) == 0
     metrics = pd.read_csv(out / "metrics.csv")
     t4 = metrics[metrics["fold"] == "hardware=T4 16GB"]
     assert (t4["n_single"] == 1).all() and (t4["n_tasks"] == 15).all()
@@ -223,17 +213,15 @@ def test_cli_on_a_farm_p_export_counts_single_candidate_tasks(tmp_path, capsys):
 
 
 def test_cli_campaign_without_results_names_the_campaign(address, tmp_path, capsys):
-    from metainf.coordinator.client import submit_grid
+    from metainf.client import submit_grid
 
     grid = tmp_path / "grid.json"
     grid.write_text('{"models": ["llama-tiny"], "methods": ["none", "pc"], "workloads": '
                     '[{"dataset": "synthetic-sharegpt", "num_prompts": 4, "batch_size": 2}]}')
     campaign_id = submit_grid(address, grid).campaign_id
-    args = _parse(["--campaign", campaign_id, "--coordinator", address,
-                   "--out", str(tmp_path / "o"), "--serial", "--no-progress"])
-    assert args.func(args) == 2
+    assert _evaluate(["--campaign", campaign_id, "--coordinator", address,
+                   "--out", str(tmp_path / "o"), "--serial", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("metainf evaluate: --campaign:"), err
-    args = _parse(["--campaign", campaign_id, "--out", str(tmp_path / "o")])
-    assert args.func(args) == 2
+    assert len(err) == 1 and err[0].startswith("metainf: --campaign:"), err
+    assert _evaluate(["--campaign", campaign_id, "--out", str(tmp_path / "o")]) == 2
     assert "--coordinator" in capsys.readouterr().err

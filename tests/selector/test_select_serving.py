@@ -8,9 +8,11 @@ import pytest
 from synthetic_tables import external_table, shared_embedder
 
 from metainf.selector import selection
-from metainf.selector.artifact import SERVING_EMBEDDING_PRECISION, load_model, train
+from metainf.selector.artifact import SERVING_EMBEDDING_PRECISION, load_model
 from metainf.selector.embeddings import Embedder, native_bf16
-from metainf.selector.selection import HardwareOption, SelectQuery, predict_log_cost, select
+from metainf.selector.query import HardwareOption, SelectQuery
+from metainf.selector.selection import predict_log_cost, select
+from metainf.selector.training import train
 
 WORKLOAD = {"Input Output Length": 512, "Batch Size": 16}
 

@@ -7,9 +7,10 @@ import math
 import pytest
 from synthetic_tables import external_table, farm_frame_and_meta, shared_embedder, winner
 
-from metainf.selector.artifact import train
-from metainf.selector.selection import HardwareOption, SelectionError, SelectQuery, select
+from metainf.selector.query import HardwareOption, SelectionError, SelectQuery
+from metainf.selector.selection import select
 from metainf.selector.table import FARM_MAPPING, PerfTable
+from metainf.selector.training import train
 
 WORKLOAD = {"Input Output Length": 512, "Batch Size": 16}
 

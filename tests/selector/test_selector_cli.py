@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -10,16 +9,11 @@ import pandas as pd
 import pytest
 from synthetic_tables import external_frame, winner
 
-from metainf.selector.cli import add_select_parser, add_train_parser
+from metainf.cli import main as cli_main
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="metainf")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_parser(sub)
-    add_select_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return cli_main(argv)
 
 
 MAPPING = ["--task-cols", "Model,GPU,Input Output Length,Batch Size", "--method-col",

@@ -9,8 +9,8 @@ import grpc
 import pytest
 from synthetic_tables import external_table, shared_embedder, winner
 
-from metainf.selector.artifact import train
 from metainf.selector.service import SelectorServicer
+from metainf.selector.training import train
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 
 WORKLOAD = json.dumps({"Input Output Length": 512, "Batch Size": 16})

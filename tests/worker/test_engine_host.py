@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from metainf.methods import method_from_name
 from metainf.worker.engine_host import EngineHost
 from metainf.worker.engines.base import EngineOptions
 from metainf.worker.engines.registry import create_engine
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def cell(key="k"):
-    return Cell(cell_id="c1", model="llama-tiny", method="none", flags=(), engine_args={},
+    return Cell(cell_id="c1", model="llama-tiny", method=method_from_name("none"),
                 workload={"dataset": "synthetic-shared-prefix", "num_prompts": 2,
                           "max_output_tokens": 1, "options": {"prefix_tokens": 4,
                                                                "suffix_tokens": 1}},

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from metainf.worker.hardware import hardware_class, parse_cpu_list, probe
+from metainf.hardware import hardware_class
+from metainf.worker.hardware import parse_cpu_list, probe
 
 PROFILE_FIELDS = {"kind", "accelerator", "accelerator_count", "accelerator_memory_gb",
                   "compute_capability", "driver_version", "power_limit_w", "cpu_model",

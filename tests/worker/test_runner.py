@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from metainf.methods import method_from_name
 from metainf.worker.engines.base import EngineOptions
 from metainf.worker.metrics import RequestTrace, RunTrace, run_metrics
 from metainf.worker.runner import Cell, CellRunner
@@ -42,8 +43,8 @@ class FakeEngine:
         pass
 
 
-def cell(method="none", flags=(), batch=2, reps=3, key="k1"):
-    return Cell(cell_id="c", model="llama-tiny", method=method, flags=flags, engine_args={},
+def cell(method="none", batch=2, reps=3, key="k1"):
+    return Cell(cell_id="c", model="llama-tiny", method=method_from_name(method),
                 workload={"dataset": "synthetic-shared-prefix", "num_prompts": 4,
                           "max_output_tokens": 3, "options": {"prefix_tokens": 8,
                                                                "suffix_tokens": 2}},
@@ -75,10 +76,10 @@ def test_runner_reuses_the_warm_engine_and_resets_before_each_run():
     assert engines[0].resets == 4  # warm-up + 3 measured runs
     assert engines[0].runs[0] == (2, 2, False)  # warm-up: one group, not counted
     assert engines[0].runs[1] == (4, 2, False)
-    again = runner.run(cell(method="cb", flags=("cb",), key="k1"))
+    again = runner.run(cell(method="cb", key="k1"))
     assert again["engine_start_s"] == 0.0 and len(engines) == 1
     assert engines[0].runs[-1][2] is True
-    runner.run(cell(method="pc", flags=("pc",), key="k2"))
+    runner.run(cell(method="pc", key="k2"))
     assert len(engines) == 2 and engines[1].config["enable_prefix_caching"] is True
     assert runner.engine_starts == 2
 

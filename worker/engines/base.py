@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from metainf.models import ModelRef
 from metainf.worker.metrics import RunTrace
-from metainf.worker.models import ModelRef
-from metainf.worker.workloads import Request
+from metainf.workloads import Request
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ import time
 from collections import deque
 from typing import Any
 
+from metainf.models import ModelRef
 from metainf.worker.engines.base import EngineOptions
 from metainf.worker.metrics import RequestTrace, RunTrace
-from metainf.worker.models import ModelRef
-from metainf.worker.workloads import Request
+from metainf.workloads import Request
 
 log = logging.getLogger(__name__)
 

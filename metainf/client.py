@@ -1,24 +1,77 @@
-"""Client helpers for the coordinator: channels with limits, submit, status, export."""
+"""The coordinator's client: channels (size limits, tokens, TLS), deadlines, submit, status,
+export."""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
-from metainf.coordinator.auth import TokenClientInterceptor, read_client_token
-from metainf.coordinator.export import rows_to_frame, write_p
-from metainf.coordinator.grid import load_grid_file
-from metainf.coordinator.server import MAX_MESSAGE_BYTES
+from metainf.grid import load_grid_file
+from metainf.p import rows_to_frame, write_p
 from metainf.v1 import farm_pb2, farm_pb2_grpc
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest message either side accepts (a grid with sampled records, an export chunk)."""
 
 DEFAULT_DEADLINE_S = 30.0
 """Deadline of every unary client call, in seconds; calls wait (within it) for a
 coordinator that is still starting."""
 
 EXPORT_DEADLINE_S = 300.0
+
+
+class TokenFileError(ValueError):
+    """A token file that cannot be used."""
+
+
+def read_client_token(token_file: str | None) -> str | None:
+    """The token a client sends: first field of the first line of its token file."""
+    path = token_file or os.environ.get("METAINF_TOKEN_FILE")
+    if not path:
+        return None
+    try:
+        for line in Path(path).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                return line.split()[0]
+    except OSError as exc:
+        raise TokenFileError(f"cannot read token file {path}: {exc.strerror}") from None
+    raise TokenFileError(f"token file {path} holds no token")
+
+
+class TokenClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer TOKEN` to every call of a channel."""
+
+    def __init__(self, token: str):
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def _details(self, details):
+        return _Details(details.method, details.timeout,
+                        tuple(details.metadata or ()) + self._metadata, details.credentials,
+                        getattr(details, "wait_for_ready", None),
+                        getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        """Unary calls."""
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        """Server-streaming calls."""
+        return continuation(self._details(client_call_details), request)
+
+
+@dataclass(frozen=True)
+class _Details(grpc.ClientCallDetails):
+    method: str
+    timeout: float | None
+    metadata: tuple
+    credentials: object
+    wait_for_ready: bool | None
+    compression: object
 
 
 def channel(address: str, token_file: str | None = None,

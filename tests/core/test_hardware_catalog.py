@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from metainf.selector.hardware_catalog import (
+from metainf.hardware_catalog import (
     CATALOG,
     facts_from_profile,
     facts_from_text,

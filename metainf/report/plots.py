@@ -11,7 +11,7 @@ from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from metainf.coordinator.report_tables import (
+from metainf.report.tables import (
     best_methods,
     cell_stats,
     cell_variation,

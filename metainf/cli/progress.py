@@ -8,15 +8,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from metainf.coordinator.client import campaign_status
-from metainf.coordinator.replication import VERDICTS
+from metainf.client import campaign_status
+from metainf.grid import REPLICA_VERDICTS
+from metainf.p import FINAL_STATUSES
 from metainf.v1 import farm_pb2
-
-FINAL = ("done", "failed", "oom", "timeout")
 
 
 def _finished(status: farm_pb2.CampaignStatus) -> int:
-    return sum(status.cells.get(s, 0) for s in FINAL)
+    return sum(status.cells.get(s, 0) for s in FINAL_STATUSES)
 
 
 def _describe(status: farm_pb2.CampaignStatus) -> str:
@@ -24,7 +23,7 @@ def _describe(status: farm_pb2.CampaignStatus) -> str:
     eta = f"ETA {status.eta_s:.0f}s" if status.eta_s > 0 else "ETA ?"
     workers = " ".join(f"{w.name}:{w.cells_done}" for w in status.workers)
     return (f"{status.state} | queued {c.get('pending', 0)} running {c.get('leased', 0)} "
-            f"done {c.get('done', 0)} failed {sum(c.get(s, 0) for s in FINAL[1:])} | {eta}"
+            f"done {c.get('done', 0)} failed {sum(c.get(s, 0) for s in FINAL_STATUSES[1:])} | {eta}"
             f"{' | ' + workers if workers else ''}")
 
 
@@ -55,11 +54,11 @@ def print_status(status: farm_pb2.CampaignStatus, console: Console | None = None
                   f"{_finished(status)}/{status.total_cells} cells final, "
                   f"hardware: {', '.join(status.hardware_classes) or 'none yet'}")
     table = Table("status", "cells")
-    for key in ("pending", "leased", *FINAL):
+    for key in ("pending", "leased", *FINAL_STATUSES):
         table.add_row(key, str(status.cells.get(key, 0)))
     console.print(table)
     if status.replica_groups:
-        groups = ", ".join(f"{status.replica_groups.get(v, 0)} {v}" for v in VERDICTS)
+        groups = ", ".join(f"{status.replica_groups.get(v, 0)} {v}" for v in REPLICA_VERDICTS)
         console.print(f"replicated cells: {groups} (waiting copies run only on a worker of "
                       f"an operator that ran no other copy)")
     if status.workers:

@@ -7,7 +7,7 @@ import pytest
 from sklearn.base import clone
 
 from metainf.selector.base import pair_rows
-from metainf.selector.metainf import MetaInfSelector
+from metainf.selector.meta_learner import MetaInfSelector
 
 FAST = {"n_estimators": 60, "search": False}
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metainf.coordinator.export import read_p
-from metainf.coordinator.plots import report_figures
-from metainf.coordinator.report_tables import (
+from metainf.methods import MethodError, method_from_dict
+from metainf.p import read_p
+from metainf.report.plots import report_figures
+from metainf.report.tables import (
     TASK,
     best_methods,
     change_table,
@@ -29,7 +30,6 @@ from metainf.coordinator.report_tables import (
     value_counts,
     variation_table,
 )
-from metainf.methods import MethodError, method_from_dict
 
 log = logging.getLogger(__name__)
 

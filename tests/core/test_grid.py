@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from metainf.coordinator.grid import GridError, expand, load_grid_file, validate_grid
+from metainf.grid import GridError, expand, load_grid_file, validate_grid
 
 
 def grid(**over):
@@ -72,7 +72,7 @@ def test_missing_dataset_file_is_named(tmp_path):
 
 
 def test_file_datasets_are_sampled_into_the_grid(tmp_path):
-    from metainf.worker.workloads import sample_path
+    from metainf.workloads import sample_path
 
     path = tmp_path / "grid.yaml"
     path.write_text(json.dumps(grid(workloads=[{

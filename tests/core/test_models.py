@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from metainf.worker.models import (
+from metainf.models import (
     ModelError,
     ModelRef,
     config_summary,

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metainf.coordinator.export import COLUMNS, write_p
-from metainf.coordinator.plots import report_figures
-from metainf.coordinator.report import markdown_to_html, report_from_file, write_report
-from metainf.coordinator.report_tables import (
+from metainf.p import COLUMNS, write_p
+from metainf.report.html import markdown_to_html, report_from_file, write_report
+from metainf.report.plots import report_figures
+from metainf.report.tables import (
     best_methods,
     change_table,
     failures,

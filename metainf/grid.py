@@ -11,10 +11,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from metainf.coordinator.replication import DEFAULT_TOLERANCE
 from metainf.methods import Method, MethodError, engine_key, parse_methods
-from metainf.worker.models import known_models
-from metainf.worker.workloads import WorkloadError, WorkloadSpec, materialize, workload_label
+from metainf.models import known_models
+from metainf.workloads import WorkloadError, WorkloadSpec, materialize, workload_label
+
+DEFAULT_TOLERANCE = 0.2
+"""Two done copies agree when their median runtimes differ by at most this share of the
+smaller one (a grid's `replica_tolerance`)."""
+
+REPLICA_VERDICTS = ("waiting", "agreed", "disputed")
+"""States of a group of copies of one cell (replicas)."""
 
 
 class GridError(ValueError):
@@ -93,9 +99,23 @@ class CellTemplate:
 
     def cell_id(self, campaign_id: str, hardware_class: str) -> str:
         """A stable id for this cell on one hardware class of one campaign."""
-        blob = json.dumps([campaign_id, hardware_class, self.model, self.method.name,
-                           self.workload_label, self.batch_size, self.replica])
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return cell_id(campaign_id, hardware_class, self.to_row())
+
+    def to_row(self) -> dict[str, Any]:
+        """The cell as one JSON-ready row of a campaign's stored template."""
+        return {"model": self.model, "method": self.method.name,
+                "method_json": json.dumps(self.method.to_dict()),
+                "workload_label": self.workload_label,
+                "workload_json": self.workload.model_dump_json(exclude_none=True),
+                "batch_size": self.batch_size, "replica": self.replica,
+                "engine_key": self.engine_key}
+
+
+def cell_id(campaign_id: str, hardware_class: str, row: dict[str, Any]) -> str:
+    """A stable id for a template row (a cell) on one hardware class of one campaign."""
+    blob = json.dumps([campaign_id, hardware_class, row["model"], row["method"],
+                       row["workload_label"], row["batch_size"], row["replica"]])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _format_validation(exc: ValidationError) -> str:
@@ -161,6 +181,11 @@ def load_grid_file(path: str | Path) -> Grid:
         entries.append(WorkloadEntry(batch_size=entry.batch_size,
                                      **spec.model_dump(mode="json", exclude_none=True)))
     return grid.model_copy(update={"workloads": entries})
+
+
+def template(grid: Grid) -> list[dict[str, Any]]:
+    """A validated grid expanded once, as its campaign stores it: one row per cell."""
+    return [t.to_row() for t in expand(grid)]
 
 
 def expand(grid: Grid) -> list[CellTemplate]:

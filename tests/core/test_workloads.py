@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from metainf.worker.workloads import (
+from metainf.workloads import (
     Record,
     Request,
     WorkloadError,

@@ -1,4 +1,4 @@
-"""P on disk: result rows as the long table of DESIGN.md, its meta file, and the P array."""
+"""The schema of P: columns, statuses, the meta file, reading and writing, and the P array."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metainf.coordinator.store import METRIC_COLUMNS
 from metainf.v1 import farm_pb2
+
+FINAL_STATUSES = ("done", "failed", "oom", "timeout")
+"""Outcomes of a cell repetition; `done` is the only one with metrics."""
+
+METRIC_COLUMNS = ("runtime_s", "request_throughput", "throughput_tok_s", "ttft_p50_s",
+                  "ttft_p99_s", "itl_p50_s", "itl_p99_s", "peak_mem_gb", "energy_j")
+"""Measured metrics of a row of P; runtime_s (lower is better) is the default."""
 
 COLUMNS = (
     "campaign_id", "cell_id", "model", "method", "continuous_batching", "prefix_caching",

@@ -1,0 +1,64 @@
+"""`metainf coordinator`: run the coordinator (gRPC + SQLite, optionally the dashboard)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from metainf.cli.common import CliError
+
+
+def add_parser(sub) -> None:
+    """Register `metainf coordinator`."""
+    p = sub.add_parser("coordinator", help="run the coordinator (gRPC + SQLite)")
+    p.add_argument("--db", required=True, help="SQLite file holding the farm's state")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--model-dir", help="trained MetaInf models to answer Select from")
+    p.add_argument("--no-reflection", action="store_true", help="turn server reflection off")
+    p.add_argument("--token-file", help="tokens with roles ('TOKEN ROLE OPERATOR' per line); "
+                                        "without it the farm runs open")
+    p.add_argument("--tls-cert", help="server certificate (PEM) to serve TLS")
+    p.add_argument("--tls-key", help="server private key (PEM)")
+    p.add_argument("--tls-client-ca", help="CA (PEM) that client certificates must chain to "
+                                           "(mutual TLS)")
+    p.add_argument("--lease-s", type=float, default=30.0, help="lease deadline in seconds")
+    p.add_argument("--heartbeat-s", type=float, default=10.0, help="worker heartbeat interval")
+    p.add_argument("--max-attempts", type=int, default=3,
+                   help="engine failures before a cell's outcome is final")
+    p.add_argument("--http-port", type=int, default=None,
+                   help="serve the dashboard, /metrics and /healthz on this port "
+                        "(0 = any free port; default: no HTTP server)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the flags, then serve until SIGTERM."""
+    from metainf.client import TokenFileError
+    from metainf.coordinator.auth import load_tokens
+    from metainf.coordinator.scheduler import SchedulerConfig
+    from metainf.coordinator.server import ServerConfig, serve
+
+    def path(value):
+        return Path(value) if value else None
+
+    if args.tls_cert and not args.tls_key:
+        raise CliError("--tls-key: required with --tls-cert")
+    if args.token_file:
+        try:
+            load_tokens(args.token_file)
+        except TokenFileError as exc:
+            raise CliError(f"--token-file: {exc}") from None
+    if args.lease_s <= 0 or args.heartbeat_s <= 0 or args.heartbeat_s >= args.lease_s:
+        raise CliError("--heartbeat-s: must be > 0 and shorter than --lease-s")
+    if args.http_port is not None and not 0 <= args.http_port <= 65535:
+        raise CliError("--http-port: must be between 0 and 65535")
+    serve(ServerConfig(db=Path(args.db), host=args.host, port=args.port,
+                       model_dir=path(args.model_dir), reflection=not args.no_reflection,
+                       token_file=path(args.token_file), tls_cert=path(args.tls_cert),
+                       tls_key=path(args.tls_key), tls_client_ca=path(args.tls_client_ca),
+                       http_port=args.http_port,
+                       scheduler=SchedulerConfig(lease_s=args.lease_s,
+                                                 heartbeat_interval_s=args.heartbeat_s,
+                                                 max_attempts=args.max_attempts)))
+    return 0
