@@ -39,6 +39,7 @@ class SimResult:
     client: np.ndarray
     hops: np.ndarray
     l_out: int
+    routes: tuple[Route, ...] = ()
     failed: int = 0
     errors: tuple[str, ...] = field(default_factory=tuple)
 
@@ -97,7 +98,7 @@ class _Sim:
         self.seq = 0
         self.start: dict[int, float] = {}
         self.finish: dict[int, float] = {}
-        self.hops: dict[int, int] = {}
+        self.routes: dict[int, Route] = {}
         self.errors: list[str] = []
 
     def push(self, t: float, kind: int, idx: int) -> None:
@@ -123,7 +124,7 @@ class _Sim:
         end = now + request_time(self.fleet, w.client, route)
         self.state.active.append(Session(w.request, w.client, route, now, end, need))
         self.start[w.request], self.finish[w.request] = now, end
-        self.hops[w.request] = len(route)
+        self.routes[w.request] = route
         self.push(end, 0, w.request)
 
     def try_begin(self, w: Waiting) -> bool:
@@ -202,8 +203,9 @@ def simulate(plan: Plan, fleet: Fleet, seed: int | None = None,
         start=np.asarray([sim.start[i] for i in served]),
         finish=np.asarray([sim.finish[i] for i in served]),
         client=np.asarray([arr[i][1] for i in served], int),
-        hops=np.asarray([sim.hops[i] for i in served], int),
+        hops=np.asarray([len(sim.routes[i]) for i in served], int),
         l_out=fleet.load.l_out,
+        routes=tuple(sim.routes[i] for i in served),
         failed=len(arr) - len(served),
         errors=tuple(sim.errors),
     )
