@@ -67,15 +67,19 @@ def solve(fleet: Fleet, time_limit_s: float | None = None) -> dict:
     n = G + C * JL
 
     def h(j: int, b: int) -> int:
+        """Index of h[j,b]: server j holds block b."""
         return H + j * L + b
 
     def u(j: int, b: int) -> int:
+        """Index of u[j,b]: server j's range starts at b."""
         return U + j * L + b
 
     def nn(k: int, j: int, b: int) -> int:
+        """Index of n[k,j,b]: client k's requests running b on j."""
         return N + (k * J + j) * L + b
 
     def g(k: int, j: int, b: int) -> int:
+        """Index of g[k,j,b]: client k's requests entering j at b."""
         return G + (k * J + j) * L + b
 
     cost = np.zeros(n)
