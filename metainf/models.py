@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from metainf.memory import quantization_of
+
 log = logging.getLogger(__name__)
 
 CATALOG_DIR = Path(__file__).parent / "model_configs"
@@ -139,7 +141,7 @@ def config_summary(config: dict[str, Any]) -> dict[str, Any]:
     vocab = int(_first(c, "vocab_size", "padded_vocab_size", default=0))
     total, active = _parameters(c, family, hidden, layers, heads, kv_heads, head_dim,
                                 intermediate, experts, per_token, vocab)
-    return {
+    summary = {
         "family": family,
         "architecture": (c.get("architectures") or [""])[0],
         "parameters": total,
@@ -157,6 +159,10 @@ def config_summary(config: dict[str, Any]) -> dict[str, Any]:
         "dtype": str(_first(c, "torch_dtype", "dtype", default="")),
         "vocab_size": vocab,
     }
+    quantization = quantization_of(config)
+    if quantization:  # only quantised configs carry the key: other summaries are unchanged
+        summary["quantization"] = quantization
+    return summary
 
 
 def _parameters(c: dict[str, Any], family: str, hidden: int, layers: int, heads: int,

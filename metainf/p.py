@@ -57,6 +57,28 @@ def rows_to_frame(rows: Iterable[farm_pb2.ResultRow], with_accepted: bool = Fals
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+OOM_CELLS_KEY = "oom_cells"
+"""Meta key under which a table read for training keeps its `oom` cells (see with_oom_cells):
+the memory-fit margin of Select is calibrated on them."""
+
+
+def with_oom_cells(meta: dict[str, Any] | None, frame: pd.DataFrame,
+                   columns: Iterable[str]) -> dict[str, Any]:
+    """meta plus, under OOM_CELLS_KEY, the distinct `columns` values of the frame's rows whose
+    status is `oom` (one object per cell); meta itself when there are none."""
+    meta = dict(meta or {})
+    if "status" not in frame.columns:
+        return meta
+    cols = [c for c in dict.fromkeys(columns) if c in frame.columns]
+    rows = frame.loc[frame["status"].astype(str) == "oom", cols].drop_duplicates()
+    if rows.empty:
+        return meta
+    meta[OOM_CELLS_KEY] = [{c: (v.item() if hasattr(v, "item") else v)
+                            for c, v in zip(cols, r, strict=True)}
+                           for r in rows.itertuples(index=False)]
+    return meta
+
+
 def meta_path(path: str | Path) -> Path:
     """Where the meta JSON of a P file lives: FILE.meta.json beside FILE."""
     path = Path(path)
