@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 EXPORT_CHUNK_ROWS = 500
 MAX_NAME_LEN = 200
 PROFILE_NUMBERS = ("accelerator_count", "accelerator_memory_gb", "power_limit_w", "cpu_cores",
-                   "ram_gb")
+                   "ram_gb", "cpu_clock_ghz", "memory_bandwidth_gbs")
 PROFILE_TEXTS = ("accelerator", "compute_capability", "driver_version", "cpu_model")
 
 
@@ -71,6 +71,8 @@ def profile_to_dict(profile: farm_pb2.HardwareProfile) -> dict[str, Any]:
         "driver_version": profile.driver_version, "power_limit_w": profile.power_limit_w,
         "cpu_model": profile.cpu_model, "cpu_cores": profile.cpu_cores,
         "ram_gb": profile.ram_gb, "isa_flags": sorted(profile.isa_flags),
+        "cpu_clock_ghz": profile.cpu_clock_ghz,
+        "memory_bandwidth_gbs": profile.memory_bandwidth_gbs,
     }
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +43,17 @@ class HardwareFacts:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def peak_16bit_tflops(self) -> float | None:
+        """The 16-bit dense peak the engine gets: bf16, or fp16 where there is no bf16."""
+        return self.bf16_tflops or self.fp16_tflops
+
 
 CATALOG: tuple[HardwareFacts, ...] = (
+    # T4: NVIDIA T4 Tensor Core GPU datasheet (PB-09256-001, 2019): 65 TFLOPS FP16/FP32
+    # mixed-precision tensor, 8.1 TFLOPS FP32, 320 GB/s GDDR6, 16 GB, 70 W. Turing
+    # (compute capability 7.5) has no bf16: vLLM runs bf16 models there in fp16, so the
+    # 16-bit peak is fp16_tflops (see HardwareFacts.peak_16bit_tflops).
     HardwareFacts("T4", vendor="NVIDIA", architecture="Turing", memory_gb=16,
                   memory_type="GDDR6", bandwidth_tbs=0.32, bf16_tflops=None, fp16_tflops=65,
                   interconnect="PCIe Gen3", tdp_w=70, price_per_hour=0.53,
@@ -206,6 +216,74 @@ def parse_spec_numbers(text: str) -> dict[str, float]:
     return found
 
 
+MAX_COUNT = 64
+"""The most devices (or copies of a hardware class) one hardware option may stand for."""
+
+_COUNT = re.compile(r"^\s*(\d+)\s*[x\u00d7]\s*(?=\S)(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def split_count(text: str) -> tuple[int | None, str]:
+    """A leading 'Nx' of a hardware name or text as (N, the rest); (None, text) without one.
+
+    '4x NVIDIA H100 80GB' -> (4, 'NVIDIA H100 80GB'); the count is not checked here.
+    """
+    m = _COUNT.match(text or "")
+    if not m or not m.group(2).strip():
+        return None, text
+    return int(m.group(1)), m.group(2).strip()
+
+
+# Dense FLOPs per cycle per core by ISA, counting an FMA as 2 FLOPs and assuming two
+# vector FMA pipes per core (Intel 64 and IA-32 Architectures Optimization Reference
+# Manual, "peak FLOPs per cycle"; Arm Neoverse N1/V1 software optimization guides).
+# 16-bit rates: AVX512_BF16 VDPBF16PS does two bf16 products per fp32 lane (2x fp32);
+# AVX512_FP16 has twice the lanes of fp32; Intel AMX (TMUL) does 1,024 bf16/fp16 FLOPs
+# per cycle per core (Intel, "Accelerate AI workloads with Intel AMX", 2023).
+_FP32_FLOPS_PER_CYCLE: tuple[tuple[frozenset[str], float], ...] = (
+    (frozenset({"avx512f"}), 64.0),          # 16 fp32 lanes x 2 (FMA) x 2 pipes
+    (frozenset({"avx2", "fma"}), 32.0),      # 8 lanes x 2 x 2
+    (frozenset({"sve"}), 16.0),              # vector length unknown: 128-bit, as NEON
+    (frozenset({"asimd"}), 16.0),            # NEON: 4 lanes x 2 x 2
+    (frozenset({"neon"}), 16.0),
+    (frozenset({"avx"}), 16.0),              # 8 lanes, separate add and multiply
+)
+_SSE_FLOPS_PER_CYCLE = 8.0
+"""4 fp32 lanes, separate add and multiply: any x86-64 CPU."""
+
+
+def cpu_flops_per_cycle(isa_flags: Iterable[str]) -> tuple[float, float, float]:
+    """(fp32, bf16, fp16) dense FLOPs per cycle per core that a CPU's ISA flags allow."""
+    flags = {str(f).lower() for f in isa_flags}
+    fp32 = next((rate for need, rate in _FP32_FLOPS_PER_CYCLE if need <= flags),
+                _SSE_FLOPS_PER_CYCLE)
+    bf16 = fp16 = fp32  # without 16-bit instructions, 16-bit math runs at the fp32 rate
+    if "avx512_bf16" in flags or {"bf16", "asimd"} <= flags or "svebf16" in flags:
+        bf16 = 2 * fp32
+    if "avx512_fp16" in flags or "asimdhp" in flags or "fphp" in flags:
+        fp16 = 2 * fp32
+    if "amx_bf16" in flags or "amx_tile" in flags:
+        bf16 = max(bf16, 1024.0)
+    if "amx_fp16" in flags:
+        fp16 = max(fp16, 1024.0)
+    return fp32, bf16, fp16
+
+
+def cpu_peak_tflops(cores: int, clock_ghz: float, isa_flags: Iterable[str]
+                    ) -> tuple[float, float, float]:
+    """(fp32, bf16, fp16) dense peak TFLOPS: cores x clock x FLOPs per cycle of the ISA."""
+    per_cycle = cpu_flops_per_cycle(isa_flags)
+    return tuple(cores * clock_ghz * rate / 1000.0 for rate in per_cycle)  # type: ignore
+
+
+def clock_from_cpu_model(model: str) -> float | None:
+    """The clock a CPU model name states ('Intel(R) Xeon(R) ... @ 2.80GHz' -> 2.8), or None."""
+    m = re.search(r"(\d+(?:\.\d+)?)\s*ghz", model or "", re.IGNORECASE)
+    if not m:
+        return None
+    value = float(m.group(1))
+    return value if 0.1 <= value <= 10 else None
+
+
 def _vendor_from_text(text: str) -> str:
     low = text.lower()
     for key, vendor in (("nvidia", "NVIDIA"), ("amd", "AMD"), ("intel", "Intel"),
@@ -259,13 +337,33 @@ def facts_from_profile(profile: dict[str, Any], price_per_hour: float | None = N
     if base is None or base.kind != "cpu":
         base = CATALOG_BY_NAME["Generic x86 server CPU"]
     ram = profile.get("ram_gb")
+    # Peak from cores x clock x the ISA's FLOPs per cycle, only where the clock is known
+    # (the profile's probe or the model name): no invented clock.
+    clock = _positive_float(profile.get("cpu_clock_ghz")) or clock_from_cpu_model(cpu_model)
+    bf16 = fp16 = None
+    if cores and clock:
+        _, bf16, fp16 = cpu_peak_tflops(int(cores), clock, isa)
+    # Bandwidth the worker measured at registration (GB/s), only where it did.
+    measured = _positive_float(profile.get("memory_bandwidth_gbs"))
     return HardwareFacts(
         name=cpu_model, kind="cpu", vendor=_vendor_from_text(cpu_model) or base.vendor,
         architecture=base.architecture, memory_gb=float(ram) if ram else None,
-        memory_type=base.memory_type, bandwidth_tbs=None, bf16_tflops=None, fp16_tflops=None,
+        memory_type=base.memory_type,
+        bandwidth_tbs=round(measured / 1000.0, 6) if measured else None,
+        bf16_tflops=round(bf16, 4) if bf16 else None,
+        fp16_tflops=round(fp16, 4) if fp16 else None,
         interconnect="", tdp_w=None, price_per_hour=price, aliases=(),
         count=1, cpu_cores=int(cores) if cores else None, isa_flags=isa, source="profile",
     )
+
+
+def _positive_float(value: Any) -> float | None:
+    """value as a finite float > 0, else None."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) and x > 0 else None
 
 
 CATALOG_BY_NAME = {f.name: f for f in CATALOG}

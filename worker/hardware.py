@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,14 @@ INFERENCE_ISA_FLAGS = frozenset({
 })
 """CPU flags that change how fast inference kernels run; the profile keeps only these."""
 
+BANDWIDTH_BYTES = 64 * 1024**2
+"""Size of the array the bandwidth measurement copies: far beyond any CPU cache."""
+
+BANDWIDTH_SECONDS = 0.2
+"""About how long the bandwidth measurement may take (at least BANDWIDTH_MIN_RUNS copies)."""
+
+BANDWIDTH_MIN_RUNS = 3
+"""Copies timed at least; the best one counts (the first also faults the pages in)."""
 
 
 def parse_cpu_list(text: str) -> list[int]:
@@ -69,8 +79,9 @@ def _format_cpus(cpus: list[int]) -> str:
     return ",".join(ranges)
 
 
-def probe(cpus: list[int] | None = None) -> dict[str, Any]:
-    """The HardwareProfile fields of this machine, for a worker limited to `cpus` if given."""
+def probe(cpus: list[int] | None = None, measure_bandwidth: bool = True) -> dict[str, Any]:
+    """The HardwareProfile fields of this machine, for a worker limited to `cpus` if given;
+    the host memory bandwidth is measured (~0.2 s) unless `measure_bandwidth` is False."""
     profile = {
         "kind": "cpu",
         "accelerator": "",
@@ -91,8 +102,31 @@ def probe(cpus: list[int] | None = None) -> dict[str, Any]:
         "cpu_cores": usable,
         "ram_gb": round(_total_ram_bytes() / GIB * min(1.0, usable / machine), 2),
         "isa_flags": _isa_flags(info),
+        "cpu_clock_ghz": _cpu_clock_ghz(info),
+        "memory_bandwidth_gbs": measure_memory_bandwidth() if measure_bandwidth else 0.0,
     })
     return profile
+
+
+def measure_memory_bandwidth(nbytes: int = BANDWIDTH_BYTES,
+                             seconds: float = BANDWIDTH_SECONDS,
+                             min_runs: int = BANDWIDTH_MIN_RUNS,
+                             clock: Any = time.perf_counter) -> float:
+    """Host memory bandwidth in GB/s: bytes read plus written per second by the fastest of
+    repeated numpy copies of an `nbytes` array (one thread; ~`seconds` in all)."""
+    import numpy as np
+
+    src = np.ones(max(nbytes // 8, 1), dtype=np.float64)
+    dst = np.empty_like(src)
+    best, runs, start = math.inf, 0, clock()
+    while runs < min_runs or (clock() - start < seconds and runs < 100):
+        t0 = clock()
+        np.copyto(dst, src)
+        best = min(best, clock() - t0)
+        runs += 1
+    if not best > 0:
+        return 0.0
+    return round(2 * src.nbytes / best / 1e9, 2)
 
 
 # --------------------------------------------------------------------------- GPUs
@@ -187,6 +221,25 @@ def _cpu_model(info: Mapping[str, str]) -> str:
         if info.get(key):
             return info[key]
     return platform.processor() or platform.machine() or "unknown"
+
+
+def _cpu_clock_ghz(info: Mapping[str, str]) -> float:
+    """The CPU's clock in GHz: the OS's maximum frequency, else the model name's
+    '@ 2.80GHz', else the current 'cpu MHz'; 0.0 when none is known."""
+    try:
+        khz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text())
+        if khz > 0:
+            return round(khz / 1e6, 3)
+    except (OSError, ValueError):
+        pass
+    named = re.search(r"(\d+(?:\.\d+)?)\s*GHz", _cpu_model(info), re.IGNORECASE)
+    if named:
+        return round(float(named.group(1)), 3)
+    try:
+        mhz = float(info.get("cpu MHz", "") or 0)
+    except ValueError:
+        mhz = 0.0
+    return round(mhz / 1000, 3) if math.isfinite(mhz) and mhz > 0 else 0.0
 
 
 def _isa_flags(info: Mapping[str, str]) -> list[str]:

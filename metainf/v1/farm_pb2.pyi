@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class HardwareProfile(_message.Message):
-    __slots__ = ("kind", "accelerator", "accelerator_count", "accelerator_memory_gb", "compute_capability", "driver_version", "power_limit_w", "cpu_model", "cpu_cores", "ram_gb", "isa_flags")
+    __slots__ = ("kind", "accelerator", "accelerator_count", "accelerator_memory_gb", "compute_capability", "driver_version", "power_limit_w", "cpu_model", "cpu_cores", "ram_gb", "isa_flags", "cpu_clock_ghz", "memory_bandwidth_gbs")
     KIND_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,8 @@ class HardwareProfile(_message.Message):
     CPU_CORES_FIELD_NUMBER: _ClassVar[int]
     RAM_GB_FIELD_NUMBER: _ClassVar[int]
     ISA_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    CPU_CLOCK_GHZ_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BANDWIDTH_GBS_FIELD_NUMBER: _ClassVar[int]
     kind: str
     accelerator: str
     accelerator_count: int
@@ -30,7 +32,9 @@ class HardwareProfile(_message.Message):
     cpu_cores: int
     ram_gb: float
     isa_flags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, kind: _Optional[str] = ..., accelerator: _Optional[str] = ..., accelerator_count: _Optional[int] = ..., accelerator_memory_gb: _Optional[float] = ..., compute_capability: _Optional[str] = ..., driver_version: _Optional[str] = ..., power_limit_w: _Optional[float] = ..., cpu_model: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., ram_gb: _Optional[float] = ..., isa_flags: _Optional[_Iterable[str]] = ...) -> None: ...
+    cpu_clock_ghz: float
+    memory_bandwidth_gbs: float
+    def __init__(self, kind: _Optional[str] = ..., accelerator: _Optional[str] = ..., accelerator_count: _Optional[int] = ..., accelerator_memory_gb: _Optional[float] = ..., compute_capability: _Optional[str] = ..., driver_version: _Optional[str] = ..., power_limit_w: _Optional[float] = ..., cpu_model: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., ram_gb: _Optional[float] = ..., isa_flags: _Optional[_Iterable[str]] = ..., cpu_clock_ghz: _Optional[float] = ..., memory_bandwidth_gbs: _Optional[float] = ...) -> None: ...
 
 class RegisterWorkerRequest(_message.Message):
     __slots__ = ("name", "hardware", "price_per_hour", "engines", "engine_version")
@@ -361,14 +365,16 @@ class ListWorkersResponse(_message.Message):
     def __init__(self, workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...
 
 class HardwareOption(_message.Message):
-    __slots__ = ("name", "text", "price_per_hour")
+    __slots__ = ("name", "text", "price_per_hour", "count")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     text: str
     price_per_hour: float
-    def __init__(self, name: _Optional[str] = ..., text: _Optional[str] = ..., price_per_hour: _Optional[float] = ...) -> None: ...
+    count: int
+    def __init__(self, name: _Optional[str] = ..., text: _Optional[str] = ..., price_per_hour: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SelectRequest(_message.Message):
     __slots__ = ("model", "model_text", "hardware", "workload_json", "methods", "budget", "objective", "all_farm_hardware")
@@ -391,21 +397,25 @@ class SelectRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., model_text: _Optional[str] = ..., hardware: _Optional[_Iterable[_Union[HardwareOption, _Mapping]]] = ..., workload_json: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ..., budget: _Optional[float] = ..., objective: _Optional[str] = ..., all_farm_hardware: _Optional[bool] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("method", "hardware", "predicted", "cost", "feasible")
+    __slots__ = ("method", "hardware", "predicted", "cost", "feasible", "reason", "count")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
     FEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     method: str
     hardware: str
     predicted: float
     cost: float
     feasible: bool
-    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., predicted: _Optional[float] = ..., cost: _Optional[float] = ..., feasible: _Optional[bool] = ...) -> None: ...
+    reason: str
+    count: int
+    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., predicted: _Optional[float] = ..., cost: _Optional[float] = ..., feasible: _Optional[bool] = ..., reason: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SelectResponse(_message.Message):
-    __slots__ = ("method", "hardware", "feasible", "model_version", "candidates", "nearest_known_hardware", "metric", "lower_is_better", "message")
+    __slots__ = ("method", "hardware", "feasible", "model_version", "candidates", "nearest_known_hardware", "metric", "lower_is_better", "message", "memory_margin")
     class NearestKnownHardwareEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -422,6 +432,7 @@ class SelectResponse(_message.Message):
     METRIC_FIELD_NUMBER: _ClassVar[int]
     LOWER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MARGIN_FIELD_NUMBER: _ClassVar[int]
     method: str
     hardware: str
     feasible: bool
@@ -431,7 +442,8 @@ class SelectResponse(_message.Message):
     metric: str
     lower_is_better: bool
     message: str
-    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., feasible: _Optional[bool] = ..., model_version: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., nearest_known_hardware: _Optional[_Mapping[str, str]] = ..., metric: _Optional[str] = ..., lower_is_better: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+    memory_margin: float
+    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., feasible: _Optional[bool] = ..., model_version: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., nearest_known_hardware: _Optional[_Mapping[str, str]] = ..., metric: _Optional[str] = ..., lower_is_better: _Optional[bool] = ..., message: _Optional[str] = ..., memory_margin: _Optional[float] = ...) -> None: ...
 
 class ReloadModelRequest(_message.Message):
     __slots__ = ()

@@ -8,10 +8,13 @@ import pytest
 
 from metainf.hardware_catalog import (
     CATALOG,
+    cpu_flops_per_cycle,
+    cpu_peak_tflops,
     facts_from_profile,
     facts_from_text,
     lookup,
     parse_spec_numbers,
+    split_count,
 )
 
 
@@ -81,3 +84,54 @@ def test_facts_from_profile_gpu_and_cpu():
                               "ram_gb": 8, "isa_flags": ["avx2"]}, 0.1)
     assert cpu.kind == "cpu" and cpu.cpu_cores == 2 and cpu.memory_gb == 8
     assert cpu.vendor == "AMD" and cpu.isa_flags == ("avx2",) and cpu.price_per_hour == 0.1
+
+
+def test_every_accelerator_has_a_16_bit_peak_and_the_t4_is_fp16_only():
+    for f in CATALOG:
+        if f.kind != "cpu":
+            assert f.peak_16bit_tflops and f.bandwidth_tbs, f.name
+    t4 = lookup("Tesla T4")
+    assert t4.bf16_tflops is None and t4.fp16_tflops == 65 and t4.peak_16bit_tflops == 65
+    assert lookup("H100").peak_16bit_tflops == 989
+
+
+@pytest.mark.parametrize("text, count, rest", [
+    ("4x NVIDIA H100 80GB", 4, "NVIDIA H100 80GB"),
+    ("2 x H100 SXM", 2, "H100 SXM"),
+    ("8XA100", 8, "A100"),
+    ("0x T4", 0, "T4"),
+    ("NVIDIA H100 80GB", None, "NVIDIA H100 80GB"),
+    ("4x", None, "4x"),
+    ("", None, ""),
+])
+def test_split_count_reads_a_leading_nx(text, count, rest):
+    assert split_count(text) == (count, rest)
+
+
+@pytest.mark.parametrize("flags, per_cycle", [
+    (["avx2", "avx512f", "avx512_bf16", "fma"], (64, 128, 64)),
+    (["avx2", "fma"], (32, 32, 32)),
+    (["avx"], (16, 16, 16)),
+    (["sse4_2"], (8, 8, 8)),
+    (["asimd", "asimdhp", "bf16"], (16, 32, 32)),
+    (["avx512f", "amx_tile", "amx_bf16", "avx512_fp16"], (64, 1024, 128)),
+])
+def test_cpu_flops_per_cycle_follow_simd_width_and_fma(flags, per_cycle):
+    assert cpu_flops_per_cycle(flags) == per_cycle
+
+
+def test_cpu_profile_gets_a_peak_from_its_clock_and_its_measured_bandwidth():
+    profile = {"kind": "cpu", "cpu_model": "Intel(R) Xeon(R) Processor @ 2.80GHz",
+               "cpu_cores": 2, "ram_gb": 8, "isa_flags": ["avx2", "avx512f", "fma"],
+               "memory_bandwidth_gbs": 23.5}
+    facts = facts_from_profile(profile)
+    assert facts.bf16_tflops == pytest.approx(2 * 2.8 * 64 / 1000)  # clock from the name
+    assert facts.bandwidth_tbs == pytest.approx(0.0235)
+    clocked = facts_from_profile({**profile, "cpu_model": "AMD EPYC 7B13", "cpu_clock_ghz": 3.5,
+                                  "isa_flags": ["avx2", "avx512f", "avx512_bf16"]})
+    assert clocked.bf16_tflops == pytest.approx(2 * 3.5 * 128 / 1000)
+    assert cpu_peak_tflops(2, 3.5, ["avx2", "fma"]) == pytest.approx((0.224, 0.224, 0.224))
+    # an old profile (no clock, no measurement) invents nothing
+    old = facts_from_profile({"kind": "cpu", "cpu_model": "AMD EPYC", "cpu_cores": 2,
+                              "ram_gb": 8, "isa_flags": ["avx2"]})
+    assert old.bf16_tflops is None and old.bandwidth_tbs is None

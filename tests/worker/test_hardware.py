@@ -8,11 +8,11 @@ import sys
 import pytest
 
 from metainf.hardware import hardware_class
-from metainf.worker.hardware import parse_cpu_list, probe
+from metainf.worker.hardware import measure_memory_bandwidth, parse_cpu_list, probe
 
 PROFILE_FIELDS = {"kind", "accelerator", "accelerator_count", "accelerator_memory_gb",
                   "compute_capability", "driver_version", "power_limit_w", "cpu_model",
-                  "cpu_cores", "ram_gb", "isa_flags"}
+                  "cpu_cores", "ram_gb", "isa_flags", "cpu_clock_ghz", "memory_bandwidth_gbs"}
 
 
 class FakeNVMLError(Exception):
@@ -186,3 +186,20 @@ def test_probe_profile_has_a_class():
     class_id, label = hardware_class(probe())
     assert class_id == hardware_class(probe())[0]
     assert label.startswith(("cpu-", "gpu-"))
+
+
+def test_probe_measures_host_bandwidth_and_reads_the_clock():
+    profile = probe()
+    assert 0.1 < profile["memory_bandwidth_gbs"] < 10_000  # GB/s: a real copy was timed
+    assert profile["cpu_clock_ghz"] >= 0.0
+    assert probe(measure_bandwidth=False)["memory_bandwidth_gbs"] == 0.0
+    # neither is part of the hardware class: the measurement varies from run to run
+    assert hardware_class(_cpu_profile(memory_bandwidth_gbs=20.5, cpu_clock_ghz=2.8)) == \
+        hardware_class(_cpu_profile())
+
+
+def test_bandwidth_is_bytes_read_and_written_by_the_fastest_copy():
+    ticks = iter(i * 0.005 for i in range(10_000))  # every clock read is 5 ms later
+    gbs = measure_memory_bandwidth(nbytes=8_000_000, seconds=0.05, min_runs=3,
+                                   clock=lambda: next(ticks))
+    assert gbs == pytest.approx(2 * 8_000_000 / 0.005 / 1e9)  # 3.2 GB/s
