@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from metainf.hardware_catalog import (
+    MAX_COUNT,
     HardwareFacts,
     facts_from_profile,
     facts_from_text,
+    split_count,
 )
 from metainf.methods import MethodError, method_from_name
 from metainf.selector.artifact import TrainedModel
@@ -30,6 +32,7 @@ from metainf.selector.descriptions import (
     workload_entity,
     workload_key,
 )
+from metainf.selector.fit import memory_of_facts
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +56,28 @@ class SelectionError(ValueError):
 
 @dataclass(frozen=True)
 class HardwareOption:
-    """One hardware to choose on: a known/catalog name or a free-text spec, maybe a price."""
+    """One hardware to choose on: a known/catalog name or a free-text spec, maybe a price,
+    and how many of it (`count`, or a leading 'Nx' of the name or text; default 1)."""
 
     name: str = ""
     text: str = ""
     price_per_hour: float | None = None
     profile: Mapping[str, Any] | None = None
+    count: int | None = None
+
+    def parts(self) -> tuple[int, str, str]:
+        """(count, name, text): a leading 'Nx' of the name or text read as the count."""
+        name_n, name = split_count(self.name.strip())
+        text_n, text = split_count(self.text.strip())
+        stated = self.count if self.count is not None else (name_n or text_n)
+        return (1 if stated is None else int(stated)), name, text
 
     @property
     def label(self) -> str:
-        """How answers name this option."""
-        return (self.name or self.text).strip()
+        """How answers name this option ('4x NVIDIA H100 80GB' for four of them)."""
+        count, name, text = self.parts()
+        base = (name or text).strip()
+        return f"{count}x {base}" if count != 1 and base else base
 
 
 @dataclass(frozen=True)
@@ -88,13 +102,17 @@ uses the model's prediction on the unseen hardware's features alone."""
 
 @dataclass
 class ResolvedOption:
-    """A hardware option resolved: its entity, candidate methods, price, nearest known."""
+    """A hardware option resolved: its entity, candidate methods, price (for all `count`
+    of it), nearest known, and its memory (per device, GiB) and device count in all."""
 
     label: str
     entity: Entity
     methods: list[str]
     price: float | None
     nearest: str | None = None
+    count: int = 1
+    memory_per_device_gib: float | None = None
+    devices: int = 1
 
 
 _STATS_CACHE: dict[str, dict[str, Any]] = {}
@@ -266,10 +284,26 @@ def _check_price(label: str, price: float | None) -> float | None:
     return p
 
 
+def _check_count(label: str, opt: HardwareOption) -> int:
+    """The option's count, checked: 1..MAX_COUNT, and the same where field and text say."""
+    count, _, _ = opt.parts()
+    stated = [n for n in (split_count(opt.name.strip())[0], split_count(opt.text.strip())[0])
+              if n is not None]
+    if opt.count is not None and any(n != opt.count for n in stated):
+        raise SelectionError("hardware", f"{label}: count {opt.count} disagrees with the "
+                                         f"'{stated[0]}x' its name or text starts with")
+    if not 1 <= count <= MAX_COUNT:
+        raise SelectionError("hardware", f"{label}: count must be between 1 and {MAX_COUNT} "
+                                         f"(got {count})")
+    return count
+
+
 def _unseen_hardware(model: TrainedModel, opt: HardwareOption, label: str,
                      price: float | None) -> tuple[HardwareFacts, Entity, str | None]:
-    """Facts, description and nearest known hardware of an unseen option (cached)."""
-    key = json.dumps(["hw", label, opt.name, opt.text, price,
+    """Facts, description and nearest known hardware of an unseen option (cached); the
+    facts count every device of the option (its own devices x its count)."""
+    count, name, text = opt.parts()
+    key = json.dumps(["hw", label, name, text, count, price,
                       dict(opt.profile) if opt.profile is not None else None],
                      sort_keys=True, default=str)
     hit = model.cache.get(key)
@@ -277,8 +311,10 @@ def _unseen_hardware(model: TrainedModel, opt: HardwareOption, label: str,
         if opt.profile is not None:
             facts = facts_from_profile(dict(opt.profile), price)
         else:
-            facts = facts_from_text(opt.text or opt.name)
-        entity = hardware_entity(label, facts, text=opt.text or opt.name)
+            facts = facts_from_text(text or name)
+        if count != 1:
+            facts = facts.replace(count=facts.count * count)
+        entity = hardware_entity(label, facts, text=text or name)
         hit = (facts, entity, model.nearest_hardware(entity))
         if len(model.cache) < 4096:
             model.cache[key] = hit
@@ -301,24 +337,35 @@ def resolve_hardware(model: TrainedModel, options: Sequence[HardwareOption]
         if not label:
             raise SelectionError("hardware", f"option {i + 1} has neither a name nor a text")
         price = _check_price(label, opt.price_per_hour)
+        count = _check_count(label, opt)
         if not has_axis:
-            out.append(ResolvedOption(label, None, list(model.methods), price))
+            out.append(ResolvedOption(label, None, list(model.methods),
+                                      None if price is None else price * count, count=count))
             continue
+        _, name, text = opt.parts()
         hit = None
-        for candidate in (opt.name.strip(), opt.text.strip()):
+        for candidate in (name.strip(), text.strip()):
             if candidate and candidate.lower() in lowered:
                 hit = lowered[candidate.lower()]
                 break
         if hit is not None:
+            # A measured class, `count` copies of it: its entity as trained, memory and
+            # price times count.
             p = price if price is not None else model.prices.get(hit)
+            mem, devices = memory_of_facts(known[hit].facts)
             out.append(ResolvedOption(label, known[hit],
-                                      list(model.methods_by_hardware.get(hit, [])), p))
+                                      list(model.methods_by_hardware.get(hit, [])),
+                                      None if p is None else p * count, count=count,
+                                      memory_per_device_gib=mem, devices=devices * count))
             continue
         facts, entity, nearest = _unseen_hardware(model, opt, label, price)
         methods = list(model.methods_by_hardware.get(nearest, model.methods)) if nearest \
             else list(model.methods)
         p = price if price is not None else facts.price_per_hour
-        out.append(ResolvedOption(label, entity, methods, p, nearest))
+        mem, _ = memory_of_facts({"memory_gb": facts.memory_gb} if facts.memory_gb else {})
+        out.append(ResolvedOption(label, entity, methods, None if p is None else p * count,
+                                  nearest, count=count, memory_per_device_gib=mem,
+                                  devices=max(int(facts.count), 1)))
     return out
 
 

@@ -2,10 +2,14 @@
 
 Every candidate (method x hardware) is scored in one vectorised prediction; cost is the
 hardware's price per hour times the predicted runtime (for a higher-is-better table such
-as throughput: price per unit of work); candidates over the budget are dropped and the
-best of the rest by the objective wins. Nothing within budget is an answer, not an
-error: it names the cheapest candidate. Hardware never seen in training gets the
-methods measured on its nearest known hardware (cosine of description embeddings).
+as throughput: price per unit of work). Memory fit is a hard constraint: a candidate
+whose model weights and KV cache do not fit in the hardware's memory (times its count,
+less the margin, :mod:`metainf.memory`) is never chosen; candidates over the budget are
+dropped too, and the best of the rest by the objective wins. Each infeasible candidate
+says why in `reason`. Nothing within budget is an answer, not an error: it names the
+cheapest candidate that fits; nothing that fits is an answer too, with no choice and a
+message. Hardware never seen in training gets the methods measured on its nearest known
+hardware (cosine of description embeddings).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from metainf.selector.artifact import TrainedModel
+from metainf.selector.fit import candidate_fits, margin_of, model_memory_of
 from metainf.selector.query import (
     SelectionError,
     SelectQuery,
@@ -31,19 +36,24 @@ from metainf.selector.query import (
 
 @dataclass(frozen=True)
 class Candidate:
-    """One scored (method, hardware) pair."""
+    """One scored (method, hardware) pair; `reason` says why it is infeasible."""
 
     method: str
     hardware: str
     predicted: float
     cost: float
     feasible: bool
+    reason: str = ""
+    count: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (NaN cost becomes null)."""
-        return {"method": self.method, "hardware": self.hardware,
-                "predicted": _json_num(self.predicted), "cost": _json_num(self.cost),
-                "feasible": self.feasible}
+        """JSON-ready (NaN cost becomes null; `count` only where more than one)."""
+        out = {"method": self.method, "hardware": self.hardware,
+               "predicted": _json_num(self.predicted), "cost": _json_num(self.cost),
+               "feasible": self.feasible, "reason": self.reason}
+        if self.count > 1:
+            out["count"] = self.count
+        return out
 
 
 def _json_num(x: float) -> float | None:
@@ -65,6 +75,7 @@ class Selection:
     objective: str = "runtime"
     budget: float | None = None
     message: str = ""
+    memory_margin: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The `select --json` object of DESIGN.md's output contract."""
@@ -73,7 +84,8 @@ class Selection:
                 "candidates": [c.to_dict() for c in self.candidates],
                 "nearest_known_hardware": dict(self.nearest_known_hardware),
                 "metric": self.metric, "lower_is_better": self.lower_is_better,
-                "objective": self.objective, "budget": self.budget, "message": self.message}
+                "objective": self.objective, "budget": self.budget, "message": self.message,
+                "memory_margin": self.memory_margin}
 
     def to_json(self) -> str:
         """One JSON object (see to_dict)."""
@@ -175,34 +187,59 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
         unpriced = sorted({options[i].label for i, _ in pairs if options[i].price is None})
         raise SelectionError("hardware", f"no price known for {unpriced}: give "
                                          "price_per_hour to compare against the budget")
-    feasible = np.ones(len(pairs), dtype=bool) if budget is None else money <= budget
+    within = np.ones(len(pairs), dtype=bool) if budget is None else money <= budget
+    # Memory fit: weights + KV cache of the workload against memory x count less the margin.
+    margin = margin_of(model).margin
+    fit = candidate_fits(model, model_memory_of(model, query.model.strip(),
+                                                query.model_text.strip()),
+                         w_entity, options, pairs, margin)
+    fits = np.array([f is None or f.fits for f in fit], dtype=bool)
+    feasible = fits & within
+    reasons = []
+    for j in range(len(pairs)):
+        parts = [] if fits[j] else [fit[j].reason()]
+        if not within[j]:
+            parts.append(f"over budget: cost {money[j]:.4g} > budget {budget:g}")
+        reasons.append("; ".join(parts))
     if query.objective == "cost":
         if np.isnan(money).all():
             raise SelectionError("objective", "cost needs a price per hour for the hardware")
         key = np.where(np.isnan(money), np.inf, money)
     else:
         key = pred_cost
-    order = np.lexsort((key, ~feasible))
+    order = np.lexsort((key, ~fits, ~feasible))
     candidates = [Candidate(method=pairs[j][1], hardware=options[pairs[j][0]].label,
                             predicted=float(predicted[j]), cost=float(money[j]),
-                            feasible=bool(feasible[j])) for j in order]
+                            feasible=bool(feasible[j]), reason=reasons[j],
+                            count=options[pairs[j][0]].count) for j in order]
     unit = model.metric
+    too_big = sorted({options[i].label for k, (i, _) in enumerate(pairs) if not fits[k]})
+    note = (f"; {', '.join(too_big)}: too little memory" if too_big else "")
     if feasible.any():
         best = candidates[0]
         ok = True
         message = (f"best by {query.objective}: {best.method} on {best.hardware or 'the table'}"
                    f" (predicted {unit} {best.predicted:.4g}"
-                   + (f", cost {best.cost:.4g}" if math.isfinite(best.cost) else "") + ")")
-    else:
-        j = int(np.nanargmin(money))
+                   + (f", cost {best.cost:.4g}" if math.isfinite(best.cost) else "") + ")"
+                   + note)
+    elif fits.any():
+        j = int(np.nanargmin(np.where(fits, money, np.nan)))
         best = Candidate(pairs[j][1], options[pairs[j][0]].label, float(predicted[j]),
-                         float(money[j]), False)
+                         float(money[j]), False, reasons[j], options[pairs[j][0]].count)
         ok = False
         message = (f"no candidate fits the budget {budget:g}: the cheapest is {best.method} on "
-                   f"{best.hardware} at cost {best.cost:.4g}")
+                   f"{best.hardware} at cost {best.cost:.4g}" + note)
+    else:
+        # Nothing fits in memory: no choice (never an infeasible one), and why, in numbers.
+        roomiest = max(range(len(pairs)), key=lambda k: fit[k].usable_gib)
+        best = Candidate("", "", math.nan, math.nan, False)
+        ok = False
+        message = (f"nothing fits in memory: no hardware option holds this model and "
+                   f"workload; the roomiest, {options[pairs[roomiest][0]].label}, "
+                   f"{fit[roomiest].reason()}")
     nearest = {o.label: o.nearest for o in options if o.nearest}
     return Selection(method=best.method, hardware=best.hardware, feasible=ok,
                      model_version=model.version, candidates=candidates,
                      nearest_known_hardware=nearest, metric=model.metric,
                      lower_is_better=model.minimize, objective=query.objective,
-                     budget=budget, message=message)
+                     budget=budget, message=message, memory_margin=margin)

@@ -36,7 +36,8 @@ def request_to_query(request: farm_pb2.SelectRequest,
     """A SelectQuery from a SelectRequest (farm hardware added when asked)."""
     options = [HardwareOption(name=h.name, text=h.text,
                               price_per_hour=h.price_per_hour if h.HasField("price_per_hour")
-                              else None)
+                              else None,
+                              count=h.count if h.HasField("count") else None)
                for h in request.hardware]
     if request.all_farm_hardware:
         listed = list(farm_hardware())
@@ -67,9 +68,11 @@ def selection_to_response(sel: Selection) -> farm_pb2.SelectResponse:
         model_version=sel.model_version,
         candidates=[farm_pb2.Candidate(method=c.method, hardware=c.hardware,
                                        predicted=_num(c.predicted), cost=_num(c.cost),
-                                       feasible=c.feasible) for c in sel.candidates],
+                                       feasible=c.feasible, reason=c.reason, count=c.count)
+                    for c in sel.candidates],
         nearest_known_hardware=sel.nearest_known_hardware, metric=sel.metric,
         lower_is_better=sel.lower_is_better, message=sel.message,
+        memory_margin=sel.memory_margin or 0.0,
     )
 
 

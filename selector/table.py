@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from metainf.methods import PAPER8
+from metainf.p import with_oom_cells
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ class PerfTable:
                 f"table lacks column(s) {missing}; it has {list(df.columns)}. "
                 f"Name the right ones with the mapping flags {MAPPING_FLAGS_HINT}"
             )
-        if "status" in df.columns:
+        if "status" in df.columns:  # oom cells calibrate Select's memory margin
+            meta = with_oom_cells(meta, df, [*mapping.task_cols, mapping.method_col])
             df = df[df["status"].astype(str) == "done"]
         task_cols = list(mapping.task_cols)
         d = df[task_cols + [mapping.method_col]].copy()

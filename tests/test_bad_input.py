@@ -194,6 +194,10 @@ def price(value: float) -> list[farm_pb2.HardwareOption]:
     return [farm_pb2.HardwareOption(name="cpu-amd-epyc-2c", price_per_hour=value)]
 
 
+def count(value: int) -> list[farm_pb2.HardwareOption]:
+    return [farm_pb2.HardwareOption(name="cpu-amd-epyc-2c", count=value)]
+
+
 def oversized(message: type, field_name: str) -> Build:
     """A request whose one string field alone is over the server's message limit."""
     return lambda farm: message(**{field_name: "x" * OVER_LIMIT})
@@ -259,6 +263,10 @@ ROWS = [
         register(hw={"kind": "gpu", "accelerator_memory_gb": INF})),
     row("RegisterWorker", "hardware.accelerator_count=-2", INVALID, "hardware.accelerator_count",
         register(hw={"kind": "gpu", "accelerator_count": -2})),
+    row("RegisterWorker", "hardware.memory_bandwidth_gbs=NaN", INVALID,
+        "hardware.memory_bandwidth_gbs", register(hw={"memory_bandwidth_gbs": NAN})),
+    row("RegisterWorker", "hardware.cpu_clock_ghz=-1", INVALID, "hardware.cpu_clock_ghz",
+        register(hw={"cpu_clock_ghz": -1.0})),
     row("RegisterWorker", "hardware.cpu_model=201chars", INVALID, "hardware.cpu_model",
         register(hw={"cpu_model": LONG_TEXT})),
     row("RegisterWorker", "price_per_hour=-1", INVALID, "price_per_hour",
@@ -410,9 +418,20 @@ TRAINED_ROWS = [
     ("hardware[0].price_per_hour=NaN", "price_per_hour", select(hardware=price(NAN))),
     ("all_farm_hardware=none-registered", "all_farm_hardware",
      select(hardware=[], all_farm_hardware=True)),
+    ("hardware[0].count=0", "count must be between 1 and 64", select(hardware=count(0))),
+    ("hardware[0].count=-1", "count must be between 1 and 64", select(hardware=count(-1))),
+    ("hardware[0].count=65", "count must be between 1 and 64", select(hardware=count(65))),
+    ("hardware[0].count=2-but-text-says-4x", "count 2 disagrees",
+     select(hardware=[farm_pb2.HardwareOption(text="4x NVIDIA H100 80GB", count=2)])),
 ]
 ROWS += [row("Select", bad, INVALID, needle, build, trained=True)
          for bad, needle, build in TRAINED_ROWS]
+# A model too big for every option is an answer, not an error: nothing chosen, and why.
+ROWS.append(row("Select", "model=too-big-for-every-option", "OK(feasible=false)", "",
+                select(model="llama-3.1-70b"), trained=True,
+                answer=lambda r: not r.feasible and r.method == "" and r.hardware == ""
+                and "nothing fits in memory" in r.message
+                and all("does not fit in memory" in c.reason for c in r.candidates)))
 ROWS.append(row("Select", f"workload_json={BIG}", TOO_BIG, "larger than max",
                 oversized(farm_pb2.SelectRequest, "workload_json"), trained=True, raw=True))
 

@@ -28,9 +28,11 @@ def add_parser(sub) -> None:
     who.add_argument("--model", metavar="NAME", help="model name (catalog or training table)")
     who.add_argument("--model-text", metavar="T", help="free-text description of the model")
     p.add_argument("--hardware", action="append", default=[], metavar="NAME",
-                   help="known or catalog hardware name (repeat for several)")
+                   help="known or catalog hardware name, a leading 'Nx' for N of it "
+                        "(repeat for several)")
     p.add_argument("--hardware-text", action="append", default=[], metavar="T",
-                   help="free-text hardware spec (repeat for several)")
+                   help="free-text hardware spec, a leading 'Nx' for N of it, e.g. "
+                        "'4x NVIDIA H100 80GB' (repeat for several)")
     p.add_argument("--all-farm-hardware", action="store_true",
                    help="choose among every hardware class registered with the farm")
     p.add_argument("--workload", required=True, metavar="JSON",
@@ -68,7 +70,20 @@ def _check_select_args(args: argparse.Namespace) -> dict[str, Any]:
     methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
     if args.methods is not None and not methods:
         raise CliError("--methods: name at least one method")
-    return {"workload": workload, "methods": methods}
+    hardware = [("name", *_counted("--hardware", h)) for h in args.hardware] + \
+        [("text", *_counted("--hardware-text", t)) for t in args.hardware_text]
+    return {"workload": workload, "methods": methods, "hardware": hardware}
+
+
+def _counted(flag: str, value: str) -> tuple[int | None, str]:
+    """(count, rest) of a hardware argument with a leading 'Nx', checked (1..64)."""
+    from metainf.hardware_catalog import MAX_COUNT, split_count
+
+    count, rest = split_count(value)
+    if count is not None and not 1 <= count <= MAX_COUNT:
+        raise CliError(f"{flag}: count must be between 1 and {MAX_COUNT} (got {count} in "
+                       f"{value!r})")
+    return count, rest
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,8 +108,8 @@ def _select_local(args: argparse.Namespace, checked: dict[str, Any]) -> dict:
         raise CliError(f"--model-dir: {exc}") from None
     query = SelectQuery(
         model=args.model or "", model_text=args.model_text or "",
-        hardware=tuple([HardwareOption(name=h) for h in args.hardware]
-                       + [HardwareOption(text=t) for t in args.hardware_text]),
+        hardware=tuple(HardwareOption(**{kind: value}, count=count)
+                       for kind, count, value in checked["hardware"]),
         workload=checked["workload"], methods=tuple(checked["methods"]),
         budget=args.budget, objective=args.objective)
     try:
@@ -109,8 +124,8 @@ def _select_remote(args: argparse.Namespace, checked: dict[str, Any]) -> dict:
 
     request = farm_pb2.SelectRequest(
         model=args.model or "", model_text=args.model_text or "",
-        hardware=[farm_pb2.HardwareOption(name=h) for h in args.hardware]
-        + [farm_pb2.HardwareOption(text=t) for t in args.hardware_text],
+        hardware=[farm_pb2.HardwareOption(**{kind: value}, count=count)
+                  for kind, count, value in checked["hardware"]],
         workload_json=json.dumps(checked["workload"]), methods=checked["methods"],
         objective=args.objective, all_farm_hardware=args.all_farm_hardware)
     if args.budget is not None:
@@ -126,10 +141,13 @@ def response_to_dict(resp, budget: float | None = None, objective: str = "runtim
             "model_version": resp.model_version,
             "candidates": [{"method": c.method, "hardware": c.hardware,
                             "predicted": c.predicted, "cost": c.cost if c.cost > 0 else None,
-                            "feasible": c.feasible} for c in resp.candidates],
+                            "feasible": c.feasible, "reason": c.reason,
+                            **({"count": c.count} if c.count > 1 else {})}
+                           for c in resp.candidates],
             "nearest_known_hardware": dict(resp.nearest_known_hardware),
             "metric": resp.metric, "lower_is_better": resp.lower_is_better,
-            "objective": objective, "budget": budget, "message": resp.message}
+            "objective": objective, "budget": budget, "message": resp.message,
+            "memory_margin": resp.memory_margin or None}
 
 
 def print_selection(result: dict, file=None) -> None:
@@ -144,12 +162,16 @@ def print_selection(result: dict, file=None) -> None:
     table.add_column("hardware")
     table.add_column(f"predicted {result['metric']}", justify="right")
     table.add_column("cost", justify="right")
-    table.add_column("within budget")
+    table.add_column("feasible")
+    reasons = any(c.get("reason") for c in result["candidates"])
+    if reasons:
+        table.add_column("why not")
     for c in result["candidates"]:
         chosen = c["method"] == result["method"] and c["hardware"] == result["hardware"]
         cost = "?" if c["cost"] is None else f"{c['cost']:.4g}"
-        table.add_row("*" if chosen else "", c["method"], c["hardware"],
-                      f"{c['predicted']:.4g}", cost, "yes" if c["feasible"] else "no")
+        row = ["*" if chosen else "", c["method"], c["hardware"], f"{c['predicted']:.4g}",
+               cost, "yes" if c["feasible"] else "no"]
+        table.add_row(*row, *([c.get("reason", "")] if reasons else []))
     console.print(table)
     for label, near in result.get("nearest_known_hardware", {}).items():
         console.print(f"{label}: unseen hardware, nearest known is {near}")

@@ -81,7 +81,9 @@ def test_json_contract(model):
     out = ask(model, HardwareOption(text="NVIDIA H200 141GB HBM3e")).to_dict()
     for key in ("method", "hardware", "feasible", "model_version", "candidates"):
         assert key in out
-    assert set(out["candidates"][0]) == {"method", "hardware", "predicted", "cost", "feasible"}
+    assert set(out["candidates"][0]) == {"method", "hardware", "predicted", "cost", "feasible",
+                                         "reason"}
+    assert out["candidates"][0]["reason"] == "" and out["memory_margin"] == 0.1
 
 
 @pytest.mark.parametrize("kw, field", [
