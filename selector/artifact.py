@@ -36,8 +36,9 @@ from metainf.selector.table import TableMapping
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-"""Layout version of a saved model folder (2: a ranking head beside the level head)."""
+FORMAT_VERSION = 3
+"""Layout version of a saved model folder (2: a ranking head beside the level head; 3: its
+prior and departure)."""
 
 NEAREST_STYLE = "rich"
 """Description style whose embeddings decide the nearest known hardware."""

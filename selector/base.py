@@ -22,7 +22,8 @@ from metainf.selector.search import (
     SearchCache,
     cache_key,
     grid_points,
-    selection_regret,
+    n_groups,
+    task_regrets,
     task_splits,
 )
 
@@ -132,25 +133,56 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         estimator = self._make_estimator(**params) if params else self._make_estimator()
         return estimator.fit(rows[measured], y[measured])
 
+    def _variants(self) -> list[dict[str, Any]]:
+        """Ways to turn one fitted estimator's predictions into scores, scored in the
+        search beside the grid (most conservative first: ties go to it); [{}]: as is."""
+        return [{}]
+
+    def _inner_target(self, target, C_train: np.ndarray):
+        """The target an inner fold fits, given that fold's training costs."""
+        return target
+
+    def _scores(self, pred: np.ndarray, target, variant: Mapping[str, Any]) -> np.ndarray:
+        """Selection scores [n, m] (lower is better) from predictions of ``target``."""
+        return pred
+
+    def _inner_regime(self, X_train: np.ndarray, groups_train) -> Callable | None:
+        """Given an inner fold's training tasks, a function telling which tasks resemble
+        them (``seen(X) -> bool per task``); None: every task is one regime."""
+        return None
+
     def _search(self, X, C, Mf, target: Callable[[np.ndarray], np.ndarray], *, n_splits: int,
-                seed: int, cache_dir=None, use_cache: bool = True) -> dict[str, Any]:
-        """Choose ``_param_grid`` values by inner CV over the tasks of (X, C); cached.
+                seed: int, groups=None, cache_dir=None, use_cache: bool = True,
+                grid: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
+        """Choose ``_param_grid`` values (and ``_variants`` entries) by inner CV; cached.
 
         Each grid point is fitted on the other folds' tasks and scored on the held-out
         tasks by the mean regret of the method it ranks first (then by the squared error
-        of ``target``). Returns {"params": best point, "scores": [{point, regret, mse}]}.
+        of ``target``); ``groups`` hold whole groups out together (see
+        :func:`~metainf.selector.search.task_splits`); ``grid`` replaces ``_param_grid``.
+        Where ``_inner_regime`` splits the held-out tasks into those that resemble the
+        fold's training tasks ("seen") and the rest ("unseen"), each regime gets the
+        variant best on its own tasks (None where a regime had no scored task).
+        Returns {"params", "variant", "regime_variants": {"seen", "unseen"}, "scores":
+        [{params, variant, regret, mse}], "n_inner_folds", "grouped", "regime_tasks",
+        "error_q90"} (the 90th percentile of the best point's absolute held-out error).
         """
-        grid = self._param_grid()
+        grid = self._param_grid() if grid is None else grid
+        variants = self._variants()
         if not grid:
-            return {"params": {}, "scores": []}
+            return {"params": {}, "variant": variants[0], "scores": [],
+                    "regime_variants": {"seen": None, "unseen": None}}
         points = grid_points(grid)
         config = {"selector": type(self).__name__,
                   "params": {k: v for k, v in self.get_params(deep=False).items()
                              if k not in NOT_SEARCH_CONFIG},
                   "grid": {k: list(grid[k]) for k in sorted(grid)},
+                  "variants": variants,
                   "target": getattr(target, "__name__", repr(target)),
                   "n_splits": int(n_splits), "seed": int(seed)}
-        key = cache_key(config, X, np.nan_to_num(C, nan=-1.0), Mf)
+        group_codes = (np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)[1]
+                       if groups is not None else np.zeros(0))
+        key = cache_key(config, X, np.nan_to_num(C, nan=-1.0), Mf, group_codes)
         cache = SearchCache(cache_dir) if use_cache else None
         hit = cache.get(key) if cache is not None else None
         if hit is not None:
@@ -159,35 +191,65 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         if staged is not None and staged not in grid:
             staged = None
         # Points that differ only in the staged parameter share one fit (the largest value).
-        groups: dict[str, list[int]] = {}
+        fits: dict[str, list[int]] = {}
         for i, point in enumerate(points):
             rest = {k: v for k, v in point.items() if k != staged}
-            groups.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append(i)
-        splits = task_splits(X.shape[0], n_splits, seed)
-        totals = np.zeros((len(points), 2))  # regret, mse summed over the inner folds
+            fits.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append(i)
+        splits = task_splits(X.shape[0], n_splits, seed, groups)
+        labels = None if groups is None else np.asarray([str(g) for g in groups])
+        # summed regret per (regime, point, variant), scored tasks per regime, mse per point
+        total = np.zeros((2, len(points), len(variants)))
+        count = np.zeros(2)
+        mse = np.zeros(len(points))
+        errors: list[list[np.ndarray]] = [[] for _ in points]
         for train, val in splits:
             pre = self._make_preprocessor()
             rows = pair_rows(X[val], Mf)
             if pre is not None:
                 rows = pre.fit(pair_rows(X[train], Mf)).transform(rows)
-            y_val = target(C[val])
+            fold_target = self._inner_target(target, C[train])
+            y_val = fold_target(C[val])
             ok = np.isfinite(y_val)
-            for members in groups.values():
+            regime = (self._inner_regime(X[train], labels[train]) if labels is not None
+                      else None)
+            seen = regime(X[val]) if regime is not None else np.ones(len(val), dtype=bool)
+            scored = np.isfinite(C[val]).sum(axis=1) >= 2
+            count += [(scored & ~seen).sum(), (scored & seen).sum()]
+            for members in fits.values():
                 top = max(members, key=lambda i: points[i][staged]) if staged else members[0]
-                est = self._fit_pairs(X[train], C[train], Mf, target, pre, points[top])
+                est = self._fit_pairs(X[train], C[train], Mf, fold_target, pre, points[top])
                 for i in members:
                     pred = (est.predict(rows) if i == top else
                             self._predict_staged(est, rows, points[i][staged]))
                     pred = np.asarray(pred, dtype=float).reshape(len(val), Mf.shape[0])
-                    regret = selection_regret(C[val], pred)
-                    mse = float(np.mean((pred[ok] - y_val[ok]) ** 2)) if ok.any() else 0.0
-                    totals[i] += (1.0 if np.isnan(regret) else regret, mse)
-        totals /= len(splits)
-        scores = [{"params": p, "regret": float(totals[i, 0]), "mse": float(totals[i, 1])}
+                    for v, variant in enumerate(variants):
+                        r = task_regrets(C[val], self._scores(pred, fold_target, variant))
+                        total[0, i, v] += np.nansum(r[~seen])
+                        total[1, i, v] += np.nansum(r[seen])
+                    mse[i] += float(np.mean((pred[ok] - y_val[ok]) ** 2)) if ok.any() else 0.0
+                    errors[i].append(np.abs(pred[ok] - y_val[ok]))
+        mse /= len(splits)
+        overall = total.sum(axis=0) / max(count.sum(), 1.0)
+        # per point, its best variant (ties: the most conservative, listed first)
+        best_v = [min(range(len(variants)), key=lambda v: (round(overall[i, v], 9), v))
+                  for i in range(len(points))]
+        scores = [{"params": p, "variant": variants[best_v[i]],
+                   "regret": float(overall[i, best_v[i]]), "mse": float(mse[i])}
                   for i, p in enumerate(points)]
-        best = min(range(len(points)), key=lambda i: (round(scores[i]["regret"], 12),
-                                                       scores[i]["mse"], i))
-        outcome = {"params": points[best], "scores": scores}
+        best = min(range(len(points)), key=lambda i: (round(scores[i]["regret"], 9),
+                                                       best_v[i], scores[i]["mse"], i))
+        by_regime = {}
+        for r, name in ((0, "unseen"), (1, "seen")):
+            regret = total[r, best] / max(count[r], 1.0)
+            by_regime[name] = (variants[min(range(len(variants)),
+                                            key=lambda v: (round(regret[v], 9), v))]
+                               if count[r] else None)
+        outcome = {"params": points[best], "variant": variants[best_v[best]],
+                   "regime_variants": by_regime, "scores": scores,
+                   "n_inner_folds": len(splits), "grouped": n_groups(groups) >= 2,
+                   "error_q90": float(np.quantile(np.concatenate(errors[best]), 0.9))
+                   if any(e.size for e in errors[best]) else 0.0,
+                   "regime_tasks": {"unseen": int(count[0]), "seen": int(count[1])}}
         if cache is not None:
             cache.put(key, outcome)
         return outcome

@@ -4,9 +4,15 @@ Runtimes span orders of magnitude across tasks while a choice within a task turn
 differences of a few percent, so one regressor of absolute log cost spends its capacity
 on the task's level. MetaInf therefore fits two boosters on the same pair rows:
 
-- the *ranking head* regresses the task-relative log cost (log cost minus the task's
-  mean log cost over its measured methods); it alone orders the methods of a task, and
-  its hyper-parameters are chosen by inner cross-validation on the training tasks;
+- the *ranking head* orders the methods of a task. It starts from a prior it cannot do
+  worse than, Global Best's ranking of the training tasks (per method, the log of its
+  mean normalised cost), and regresses only the departures from it: the task-relative
+  log cost (log cost minus the task's mean over its measured methods) minus the prior's.
+  Its score is ``prior + alpha * shrink(departure, delta)``: a departure is kept only
+  beyond ``delta`` (in log cost) and weighted by ``alpha``; ``alpha = 0`` is the prior
+  itself. The hyper-parameters and (alpha, delta) are chosen by inner cross-validation
+  on the training tasks, with whole groups held out (the hardware for a selector asked
+  about unseen hardware, the model for unseen models), ties going to the prior;
 - the *level head* regresses absolute log cost (the paper's original target); it only
   sets the task's level, which budgets need (cost = price per hour x runtime).
 
@@ -32,6 +38,9 @@ from metainf.selector.base import (
     pair_rows,
     relative_log_cost,
 )
+from metainf.selector.baselines.scores import column_mean, normalised_cost
+from metainf.selector.regimes import GroupSignature
+from metainf.selector.search import n_groups
 from metainf.selector.snapping import NearestValueSnapper
 
 DEFAULT_PARAM_GRID: dict[str, tuple] = {
@@ -44,14 +53,78 @@ rounds are read off one fit. The learning rate stays at the constructor's (the s
 rounds cover the rate x rounds trade-off); depth 8, a second rate and a wider grid cost
 2-3x more and chose worse on noisy tables (a noisier choice, not a better model)."""
 
+DEPARTURE_VARIANTS: tuple[dict[str, float], ...] = (
+    {"alpha": 0.0, "delta": 0.0},
+    {"alpha": 0.5, "delta": 0.1}, {"alpha": 1.0, "delta": 0.1},
+    {"alpha": 0.5, "delta": 0.03}, {"alpha": 1.0, "delta": 0.03},
+    {"alpha": 0.5, "delta": 0.01}, {"alpha": 1.0, "delta": 0.01},
+    {"alpha": 0.5, "delta": 0.0}, {"alpha": 1.0, "delta": 0.0},
+)
+"""How far the ranking head may depart from the prior, most conservative first (the
+search's ties go to the first): ``alpha`` weighs a predicted departure, ``delta`` (log
+cost: 0.03 is 3 %) is shrunk off it first."""
+
+NO_SEARCH_DEPARTURE = {"alpha": 1.0, "delta": 0.0}
+"""The departure without a search: the ranking head's prediction in full."""
+
+UNMEASURED_PRIOR_PENALTY = 1.0
+"""Prior of a method no training task measured: the worst measured prior plus this (log
+cost, a factor e), so that it is chosen only on strong evidence."""
+
 LEVEL_FILE = "xgboost.ubj"
 """File name of the level head (absolute log cost) in a saved model folder."""
 
 RANKER_FILE = "xgboost-ranker.ubj"
 """File name of the ranking head (task-relative log cost) in a saved model folder."""
 
+SEEN_RANKER_FILE = "xgboost-ranker-seen.ubj"
+"""File name of the ranking head for tasks like a training group, where there is one."""
+
 STATE_FILE = "metainf-state.npz"
 """The selector's arrays beside its boosters: snapping values, training method features."""
+
+
+def prior_log_scores(C: np.ndarray) -> np.ndarray:
+    """Global Best's knowledge as a score per method: log mean normalised cost over the
+    tasks of C (lower is better); a method never measured gets the worst plus a penalty."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prior = np.log(column_mean(normalised_cost(C), fallback=np.nan))
+    if np.isfinite(prior).any():
+        worst = np.nanmax(prior[np.isfinite(prior)])
+        prior = np.where(np.isfinite(prior), prior, worst + UNMEASURED_PRIOR_PENALTY)
+    else:
+        prior = np.zeros(prior.shape)
+    return prior
+
+
+def shrink(departure: np.ndarray, delta: float) -> np.ndarray:
+    """Soft threshold: a departure smaller than delta is none, a larger one loses delta."""
+    return np.sign(departure) * np.maximum(np.abs(departure) - delta, 0.0)
+
+
+class PriorDeparture:
+    """The ranking head's target: task-relative log cost minus the prior's, per pair.
+
+    Fitted on training costs (the prior is theirs); called on any cost table.
+    """
+
+    __name__ = "prior_departure"
+
+    def __init__(self, C_train: np.ndarray):
+        self.prior = prior_log_scores(C_train)
+
+    def __call__(self, C: np.ndarray) -> np.ndarray:
+        """Departure of each measured pair from the prior (NaN where unmeasured)."""
+        rel = relative_log_cost(C)
+        p = np.where(np.isfinite(rel), self.prior[None, :], np.nan)
+        with np.errstate(invalid="ignore"):
+            centred = p - np.nanmean(np.where(np.isfinite(p), p, np.nan), axis=1,
+                                     keepdims=True)
+        return rel - centred
+
+    def scores(self, departure: np.ndarray, variant: Mapping[str, float]) -> np.ndarray:
+        """Ranking scores: the prior plus the weighted, shrunk predicted departure."""
+        return self.prior[None, :] + variant["alpha"] * shrink(departure, variant["delta"])
 
 
 class MetaInfSelector(PairwiseRegressorSelector):
@@ -63,7 +136,9 @@ class MetaInfSelector(PairwiseRegressorSelector):
     ``param_grid`` (None: :data:`DEFAULT_PARAM_GRID`) is searched with ``cv`` inner folds
     over the training tasks, the outcome cached under ``cache_dir`` (None:
     $METAINF_SEARCH_CACHE or ~/.cache/metainf/search) unless ``cache`` is off.
-    ``relative=False`` gives the single absolute regressor of the paper. Deterministic
+    ``relative=False`` gives the single absolute regressor of the paper; ``prior=False``
+    a ranking head of task-relative log cost with no prior. ``fit`` takes ``groups``
+    (one label per task) so that the inner folds hold whole groups out. Deterministic
     for a given ``seed`` and data. ``n_jobs`` defaults to 1: with torch loaded in the
     same process (the sentence-transformer), XGBoost's OpenMP threads were seen to run
     15-30x slower on a busy 2-core machine, and the evaluation harness parallelises over
@@ -75,7 +150,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
                  min_child_weight: float = 1.0, seed: int = 0, n_jobs: int | None = 1,
                  relative: bool = True, search: bool = True,
                  param_grid: Mapping[str, Sequence[Any]] | None = None, cv: int = 3,
-                 cache: bool = True, cache_dir: str | None = None):
+                 cache: bool = True, cache_dir: str | None = None, prior: bool = True):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -90,6 +165,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.cv = cv
         self.cache = cache
         self.cache_dir = cache_dir
+        self.prior = prior
 
     # -- hooks of the pairwise base ------------------------------------------------------
 
@@ -127,10 +203,30 @@ class MetaInfSelector(PairwiseRegressorSelector):
         """Snap new rows to the nearest training value of each feature."""
         return NearestValueSnapper()
 
+    def _variants(self) -> list[dict[str, Any]]:
+        """Departures from the prior to try (none without a prior)."""
+        return [dict(v) for v in DEPARTURE_VARIANTS] if self.prior else [{}]
+
+    def _inner_target(self, target, C_train):
+        """With a prior, each inner fold's prior comes from that fold's training tasks."""
+        return PriorDeparture(C_train) if self.prior else target
+
+    def _inner_regime(self, X_train, groups_train):
+        """With a prior, which held-out tasks resemble the inner fold's training groups."""
+        return GroupSignature.fit(X_train, groups_train).seen if self.prior else None
+
+    def _scores(self, pred, target, variant):
+        """Prior plus the variant's departure; the prediction itself without a prior."""
+        return target.scores(pred, variant) if self.prior else pred
+
     # -- fit and predict -------------------------------------------------------------------
 
-    def fit(self, X, C, M=None):
-        """Fit the level head, search and fit the ranking head; returns self."""
+    def fit(self, X, C, M=None, groups=None):
+        """Fit the level head, search and fit the ranking head; returns self.
+
+        ``groups`` (one label per task, e.g. its hardware) make the inner folds hold
+        whole groups out; with fewer than two groups they are folds of tasks.
+        """
         X = np.asarray(X, dtype=float)
         C = np.asarray(C, dtype=float)
         if X.ndim != 2 or C.ndim != 2 or X.shape[0] != C.shape[0]:
@@ -139,18 +235,51 @@ class MetaInfSelector(PairwiseRegressorSelector):
         Mf = self._method_features(M, C.shape[1])
         snapper = NearestValueSnapper().fit(pair_rows(X, Mf))
         level = self._fit_pairs(X, C, Mf, log_cost, snapper, {})
-        ranker = None
+        ranker, seen_ranker, prior, regime = None, None, None, None
+        seen = unseen = dict(NO_SEARCH_DEPARTURE)
         self.best_params_: dict[str, Any] = {}
         self.search_scores_: list[dict[str, Any]] = []
+        self.inner_folds_ = {"n": 0, "grouped": False}
+        self.seen_params_: dict[str, Any] = {}
         if self.relative:
+            target = PriorDeparture(C) if self.prior else relative_log_cost
             if X.shape[0] >= 2 and self._param_grid():
-                outcome = self._search(X, C, Mf, relative_log_cost, n_splits=self.cv,
-                                       seed=self.seed, cache_dir=self.cache_dir,
-                                       use_cache=self.cache)
+                n = n_groups(groups)
+                search = {"n_splits": self.cv, "seed": self.seed, "cache_dir": self.cache_dir,
+                          "use_cache": self.cache}
+                outcome = self._search(X, C, Mf, relative_log_cost, groups=groups, **search)
                 self.best_params_ = dict(outcome["params"])
                 self.search_scores_ = list(outcome["scores"])
-            ranker = self._fit_pairs(X, C, Mf, relative_log_cost, snapper, self.best_params_)
-        self.estimator_ = TwoHeadRegressor(level, ranker, snapper, Mf)
+                self.inner_folds_ = {"n": outcome.get("n_inner_folds", 0),
+                                     "grouped": bool(outcome.get("grouped", False))}
+                seen = unseen = dict(outcome["variant"])
+                if self.prior and n >= 1:
+                    # Held-out tasks unlike every group of their inner fold's training
+                    # choose the departure for unseen groups. With none of them (a single
+                    # group, or groups that all resemble another) no fold tells how far
+                    # a departure carries to a new group: one is kept only where it is
+                    # larger than the error the ranking head makes on held-out tasks of
+                    # groups it knows (its 90th percentile), a lower bound of its error on
+                    # a new group.
+                    # A task whose group matches a training group's facts is interpolation,
+                    # the regime random task folds validate: its own ranking head, with
+                    # the hyper-parameters they choose, in full (its group's twin was
+                    # measured: nothing to shrink towards the prior).
+                    by_task = self._search(X, C, Mf, relative_log_cost, groups=None, **search)
+                    unseen = dict(outcome["regime_variants"]["unseen"]
+                                  or {"alpha": 1.0, "delta": by_task["error_q90"]})
+                    seen = dict(NO_SEARCH_DEPARTURE)
+                    self.seen_params_ = dict(by_task["params"])
+                    regime = GroupSignature.fit(X, groups)
+            ranker = self._fit_pairs(X, C, Mf, target, snapper, self.best_params_)
+            if regime is not None:
+                seen_ranker = (ranker if self.seen_params_ == self.best_params_ else
+                               self._fit_pairs(X, C, Mf, target, snapper, self.seen_params_))
+            if self.prior:
+                prior = target.prior
+        self.departure_ = {"seen": seen, "unseen": unseen} if self.prior else {}
+        self.estimator_ = TwoHeadRegressor(level, ranker, snapper, Mf, prior, unseen, seen,
+                                           regime, seen_ranker)
         self.n_methods_ = C.shape[1]
         return self
 
@@ -185,6 +314,10 @@ class MetaInfSelector(PairwiseRegressorSelector):
         selector.n_methods_ = selector.estimator_.method_features.shape[0]
         selector.best_params_ = dict((info or {}).get("best_params", {}))
         selector.search_scores_ = []
+        heads = selector.estimator_
+        selector.departure_ = ({"seen": dict(heads.variant_seen), "unseen": dict(heads.variant)}
+                               if heads.prior is not None else {})
+        selector.inner_folds_ = dict((info or {}).get("inner_folds", {}))
         return selector
 
     def for_serving(self) -> MetaInfSelector:
@@ -203,11 +336,52 @@ class TwoHeadRegressor:
     """
 
     def __init__(self, level, ranker, snapper: NearestValueSnapper,
-                 method_features: np.ndarray):
+                 method_features: np.ndarray, prior: np.ndarray | None = None,
+                 variant: Mapping[str, float] | None = None,
+                 variant_seen: Mapping[str, float] | None = None,
+                 regime: GroupSignature | None = None, seen_ranker=None):
         self.level = level
         self.ranker = ranker
         self.snapper = snapper
         self.method_features = np.asarray(method_features, dtype=float)
+        self.prior = None if prior is None else np.asarray(prior, dtype=float)
+        self.variant = dict(variant or NO_SEARCH_DEPARTURE)
+        self.variant_seen = dict(variant_seen or self.variant)
+        self.regime = regime
+        self.seen_ranker = seen_ranker
+        self._method_index = {r.tobytes(): j for j, r in enumerate(self.method_features)}
+
+    def _ranking(self, snapped: np.ndarray, method_prior: np.ndarray,
+                 seen: np.ndarray) -> np.ndarray:
+        """The ranking head's score of snapped rows: prior + shrunk departure (the seen
+        regime's departure where ``seen``), or the prediction as is without a prior."""
+        pred = _predict(self.ranker, snapped)
+        if self.seen_ranker is not None and self.seen_ranker is not self.ranker and seen.any():
+            pred[seen] = _predict(self.seen_ranker, snapped[seen])
+        if self.prior is None:
+            return pred
+        alpha = np.where(seen, self.variant_seen["alpha"], self.variant["alpha"])
+        delta = np.where(seen, self.variant_seen["delta"], self.variant["delta"])
+        return method_prior + alpha * shrink(pred, delta)
+
+    def seen(self, X: np.ndarray) -> np.ndarray:
+        """Whether each task resembles a training group (all, without a regime)."""
+        X = np.asarray(X, dtype=float)
+        return self.regime.seen(X) if self.regime is not None else np.ones(len(X), dtype=bool)
+
+    def _row_prior(self, rows: np.ndarray) -> np.ndarray:
+        """The prior of each row's method (an unknown method: the unmeasured penalty)."""
+        if self.prior is None:
+            return np.zeros(rows.shape[0])
+        n_method = self.method_features.shape[1]
+        unknown = float(self.prior.max()) + UNMEASURED_PRIOR_PENALTY
+        methods = np.ascontiguousarray(rows[:, rows.shape[1] - n_method:], dtype=float)
+        return np.array([self.prior[j] if (j := self._method_index.get(r.tobytes())) is not None
+                         else unknown for r in methods])
+
+    def _grid_prior(self, M: np.ndarray, n_tasks: int) -> np.ndarray:
+        """The prior of every (task, method) pair of a grid, task-major."""
+        return np.tile(self._row_prior(np.asarray(M, dtype=float)), n_tasks)
 
     @property
     def n_features_in_(self) -> int:
@@ -216,7 +390,9 @@ class TwoHeadRegressor:
 
     def heads(self) -> list:
         """The fitted XGBoost regressors, level head first."""
-        return [h for h in (self.level, self.ranker) if h is not None]
+        heads = [self.level, self.ranker, self.seen_ranker]
+        return [h for i, h in enumerate(heads) if h is not None
+                and all(h is not other for other in heads[:i])]
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """Log cost of each pair row; the level of a row's task comes from its task part."""
@@ -226,21 +402,27 @@ class TwoHeadRegressor:
             return _predict(self.level, snapped)
         n_task = rows.shape[1] - self.method_features.shape[1]
         tasks, inverse = np.unique(rows[:, :n_task], axis=0, return_inverse=True)
-        return _predict(self.ranker, snapped) + self.levels(tasks)[inverse.reshape(-1)]
+        inverse = inverse.reshape(-1)
+        seen = self.seen(tasks)[inverse]
+        return (self._ranking(snapped, self._row_prior(rows), seen)
+                + self.levels(tasks)[inverse])
 
     def predict_grid(self, X: np.ndarray, M: np.ndarray) -> np.ndarray:
         """Log cost [n_tasks, n_methods] of every pair of X's tasks and M's methods."""
         rows = self.snapper.transform(pair_rows(X, M))
         if self.ranker is None:
             return _predict(self.level, rows).reshape(X.shape[0], M.shape[0])
-        pred = _predict(self.ranker, rows).reshape(X.shape[0], M.shape[0])
-        return pred + self.levels(X)[:, None]
+        seen = np.repeat(self.seen(X), M.shape[0])
+        pred = self._ranking(rows, self._grid_prior(M, X.shape[0]), seen)
+        return pred.reshape(X.shape[0], M.shape[0]) + self.levels(X)[:, None]
 
     def levels(self, X: np.ndarray) -> np.ndarray:
         """Per task, the mean over the training methods of level head - ranking head."""
         ref = self.method_features
         rows = self.snapper.transform(pair_rows(X, ref))
-        gap = _predict(self.level, rows) - _predict(self.ranker, rows)
+        seen = np.repeat(self.seen(X), ref.shape[0])
+        gap = _predict(self.level, rows) - self._ranking(rows, self._grid_prior(ref, X.shape[0]),
+                                                         seen)
         return gap.reshape(X.shape[0], ref.shape[0]).mean(axis=1)
 
     def save(self, directory: str | Path) -> list[str]:
@@ -251,8 +433,16 @@ class TwoHeadRegressor:
         if self.ranker is not None:
             self.ranker.save_model(str(d / RANKER_FILE))
             files.append(RANKER_FILE)
+        if self.seen_ranker is not None and self.seen_ranker is not self.ranker:
+            self.seen_ranker.save_model(str(d / SEEN_RANKER_FILE))
+            files.append(SEEN_RANKER_FILE)
+        prior = self.prior if self.prior is not None else np.zeros(0)
+        regime = self.regime.to_arrays() if self.regime is not None else {}
         np.savez(d / STATE_FILE, snap_values=self.snapper.to_array(),
-                 method_features=self.method_features)
+                 method_features=self.method_features, prior=prior,
+                 variant=np.array([self.variant["alpha"], self.variant["delta"]]),
+                 variant_seen=np.array([self.variant_seen["alpha"],
+                                        self.variant_seen["delta"]]), **regime)
         return files + [STATE_FILE]
 
     @classmethod
@@ -267,10 +457,21 @@ class TwoHeadRegressor:
         if (d / RANKER_FILE).exists():
             ranker = XGBRegressor()
             ranker.load_model(str(d / RANKER_FILE))
+        seen_ranker = ranker
+        if (d / SEEN_RANKER_FILE).exists():
+            seen_ranker = XGBRegressor()
+            seen_ranker.load_model(str(d / SEEN_RANKER_FILE))
         with np.load(d / STATE_FILE) as state:
             snapper = NearestValueSnapper.from_array(state["snap_values"])
             method_features = state["method_features"]
-        return cls(level, ranker, snapper, method_features)
+            prior = state["prior"] if "prior" in state and state["prior"].size else None
+            alpha, delta = state["variant"]
+            seen_alpha, seen_delta = state["variant_seen"]
+            regime = GroupSignature.from_arrays(state)
+        return cls(level, ranker, snapper, method_features, prior,
+                   {"alpha": float(alpha), "delta": float(delta)},
+                   {"alpha": float(seen_alpha), "delta": float(seen_delta)}, regime,
+                   seen_ranker if regime is not None else None)
 
 
 def _predict(estimator, rows: np.ndarray) -> np.ndarray:

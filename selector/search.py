@@ -3,9 +3,12 @@
 A grid point is scored by the selections it leads to on held-out training tasks: the
 mean regret (cost of the method ranked first / best cost of the task), the metric
 selectors are judged by, with the mean squared error of the fitted target as the
-tie-break. Only training data is ever seen. The outcome is cached as JSON under a hash
-of the searching configuration and the data, so a refit on the same fold (another
-evaluation run, a retrain) skips the search.
+tie-break. Only training data is ever seen. The inner folds ask the caller's question:
+given group labels (the hardware of each task, for a selector asked about unseen
+hardware; the model, for unseen models), whole groups are held out together, so a
+choice that only interpolates between hardware already seen does not look good. The
+outcome is cached as JSON under a hash of the searching configuration and the data, so
+a refit on the same fold (another evaluation run, a retrain) skips the search.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path("~/.cache/metainf/search")
 """Where search results are cached unless METAINF_SEARCH_CACHE or cache_dir says otherwise."""
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 4
 """Layout version of a cached search result (part of the key)."""
 
 
@@ -45,10 +48,28 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
             for combo in itertools.product(*(list(grid[n]) for n in names))]
 
 
-def task_splits(n_tasks: int, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Shuffled k-fold (train, validation) task indices; k is clamped to [2, n_tasks]."""
+def task_splits(n_tasks: int, n_splits: int, seed: int, groups=None
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, validation) task indices of the inner folds.
+
+    With ``groups`` of two or more distinct values, whole groups are held out: one group
+    per fold when there are at most ``n_splits`` groups (leave one group out), else
+    sklearn's shuffled GroupKFold. Otherwise shuffled k-fold over tasks, k clamped to
+    [2, n_tasks].
+    """
     if n_tasks < 2:
         raise ValueError(f"an inner cross-validation needs at least 2 tasks (got {n_tasks})")
+    if groups is not None and len(set(_group_labels(groups))) >= 2:
+        from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
+
+        labels = _group_labels(groups)
+        if len(labels) != n_tasks:
+            raise ValueError(f"{len(labels)} group labels for {n_tasks} tasks")
+        n_groups = len(set(labels))
+        splitter = (LeaveOneGroupOut() if n_groups <= int(n_splits) else
+                    GroupKFold(int(n_splits), shuffle=True, random_state=seed))
+        return [(np.sort(tr), np.sort(va))
+                for tr, va in splitter.split(np.zeros(n_tasks), groups=labels)]
     k = max(2, min(int(n_splits), n_tasks))
     order = np.random.default_rng(seed).permutation(n_tasks)
     out = []
@@ -58,18 +79,33 @@ def task_splits(n_tasks: int, n_splits: int, seed: int) -> list[tuple[np.ndarray
     return out
 
 
-def selection_regret(C: np.ndarray, pred: np.ndarray) -> float:
-    """Mean over tasks with two or more measured methods of cost(predicted best) / best cost."""
+def _group_labels(groups) -> np.ndarray:
+    return np.asarray([str(g) for g in groups])
+
+
+def n_groups(groups) -> int:
+    """Distinct group labels (0 for None)."""
+    return 0 if groups is None else len(set(_group_labels(groups)))
+
+
+def task_regrets(C: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per task, cost(predicted best) / best cost; NaN for a task with fewer than two
+    measured methods (nothing to choose)."""
     C = as_cost_table(C)
     pred = np.where(np.isfinite(pred), pred, np.inf)
     masked = np.where(np.isfinite(C), pred, np.inf)
+    out = np.full(C.shape[0], np.nan)
     rows = np.flatnonzero(np.isfinite(C).sum(axis=1) >= 2)
-    if rows.size == 0:
-        return float("nan")
-    pick = np.argmin(masked[rows], axis=1)
-    chosen = C[rows, pick]
-    best = np.nanmin(C[rows], axis=1)
-    return float(np.mean(chosen / best))
+    if rows.size:
+        pick = np.argmin(masked[rows], axis=1)
+        out[rows] = C[rows, pick] / np.nanmin(C[rows], axis=1)
+    return out
+
+
+def selection_regret(C: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over tasks with two or more measured methods of cost(predicted best) / best cost."""
+    r = task_regrets(C, pred)
+    return float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
 
 
 def cache_key(config: Mapping[str, Any], *arrays: np.ndarray) -> str:

@@ -87,6 +87,54 @@ MAPPING_FLAGS_HINT = (
 )
 
 
+NOISE_RESAMPLES = 200
+"""Bootstrap resamples of each (task, method)'s repetitions behind the noise-aware truth."""
+
+NOISE_SHARE = 0.05
+"""A method is co-best when in at least this share of the resamples its median cost is
+within 1 % of the best method's (the one with the lowest observed median): a one-sided
+bootstrap test at 5 % that the repetitions cannot tell it from the best."""
+
+TIE_TOLERANCE = 0.01
+"""Relative cost difference under which two methods count as tied for best."""
+
+
+def noise_cobest(task_id: np.ndarray, method_id: np.ndarray, cost: np.ndarray,
+                 shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """Per (task, method): can the repetitions not tell it from the task's best? [n, m] bool.
+
+    Each measured pair's repetitions are resampled with replacement
+    (:data:`NOISE_RESAMPLES` times) and the pair is co-best when its resampled median is
+    within :data:`TIE_TOLERANCE` of the best's in at least :data:`NOISE_SHARE` of the
+    resamples. A pair measured once counts as its single value (no noise known). The
+    best pair itself is always co-best; unmeasured pairs never are.
+    """
+    rng = np.random.default_rng(seed)
+    n, m = shape
+    boot = np.full((n, m, NOISE_RESAMPLES), np.nan)
+    observed = np.full((n, m), np.nan)
+    frame = pd.DataFrame({"t": task_id, "m": method_id, "c": cost})
+    for k, part in frame.groupby(frame.groupby(["t", "m"])["c"].transform("size")):
+        keys = part.groupby(["t", "m"], sort=True)["c"]
+        values = np.stack([g.to_numpy() for _, g in keys])            # [pairs, k]
+        pairs = np.array(list(keys.groups.keys()))                    # [pairs, 2]
+        draws = rng.integers(0, int(k), size=(len(values), NOISE_RESAMPLES, int(k)))
+        medians = np.median(np.take_along_axis(values[:, None, :].repeat(
+            NOISE_RESAMPLES, axis=1), draws, axis=2), axis=2)
+        boot[pairs[:, 0], pairs[:, 1]] = medians
+        observed[pairs[:, 0], pairs[:, 1]] = np.median(values, axis=1)
+    cobest = np.zeros((n, m), dtype=bool)
+    for i in range(n):
+        ok = np.flatnonzero(np.isfinite(observed[i]))
+        if not ok.size:
+            continue
+        best = ok[np.argmin(observed[i, ok])]
+        within = boot[i, ok] <= boot[i, best][None, :] * (1 + TIE_TOLERANCE)
+        cobest[i, ok] = within.mean(axis=1) >= NOISE_SHARE
+        cobest[i, best] = True
+    return cobest
+
+
 def _method_order(names: list[str]) -> list[str]:
     """The paper's 8 methods in their order first, then any other name sorted."""
     known = [m for m in PAPER8 if m in names]
@@ -95,7 +143,12 @@ def _method_order(names: list[str]) -> list[str]:
 
 @dataclass
 class PerfTable:
-    """Tasks x methods: the median metric of each measured pair and its cost."""
+    """Tasks x methods: the median metric of each measured pair and its cost.
+
+    ``cobest`` marks, per task, the methods its repetitions cannot tell from the best
+    (the noise-aware truth, :func:`noise_cobest`); where a table has no repetitions it
+    is the strict truth (within 1 % of the best).
+    """
 
     tasks: pd.DataFrame
     methods: list[str]
@@ -103,6 +156,21 @@ class PerfTable:
     cost: np.ndarray
     mapping: TableMapping
     meta: dict
+    cobest: np.ndarray | None = None
+
+    def available(self) -> np.ndarray:
+        """Per task, the methods measured on its hardware for any task [n, m] bool (every
+        measured method of the table when it names no hardware)."""
+        measured = np.isfinite(self.cost)
+        col = self.mapping.hardware_col
+        if not col or col not in self.tasks.columns:
+            return np.broadcast_to(measured.any(axis=0), measured.shape).copy()
+        hw = self.tasks[col].astype(str).to_numpy()
+        out = np.zeros_like(measured)
+        for h in np.unique(hw):
+            rows = hw == h
+            out[rows] = measured[rows].any(axis=0)
+        return out
 
     @property
     def n_tasks(self) -> int:
@@ -121,6 +189,7 @@ class PerfTable:
             cost=self.cost[idx],
             mapping=self.mapping,
             meta=self.meta,
+            cobest=None if self.cobest is None else self.cobest[idx],
         )
 
     @classmethod
@@ -166,8 +235,11 @@ class PerfTable:
         value = np.full((len(tasks), len(methods)), np.nan)
         value[med.index.get_level_values("t"), med.index.get_level_values("m")] = med.to_numpy()
         cost = value if mapping.minimize else 1.0 / value
+        raw = d["__metric"].to_numpy(dtype=float)
+        cobest = noise_cobest(task_id, method_id, raw if mapping.minimize else 1.0 / raw,
+                              value.shape)
         return cls(tasks=tasks, methods=methods, value=value, cost=np.array(cost),
-                   mapping=mapping, meta=dict(meta or {}))
+                   mapping=mapping, meta=dict(meta or {}), cobest=cobest)
 
     @classmethod
     def load(cls, path: str | Path, mapping: TableMapping | None = None) -> PerfTable:

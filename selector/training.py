@@ -40,14 +40,32 @@ def data_hash(table: PerfTable) -> str:
     return h.hexdigest()
 
 
+UNSEEN = ("hardware", "model", "task")
+"""What a trained model is asked about that it never measured: its inner validation holds
+out whole hardware, whole models, or (``task``) only tasks."""
+
+
+def inner_groups(table: PerfTable, unseen: str):
+    """The group label of each task that the inner folds hold out for ``unseen`` (None:
+    folds of tasks, also when the table has no such column)."""
+    if unseen not in UNSEEN:
+        raise ValueError(f"unseen: use one of {', '.join(UNSEEN)} (got {unseen!r})")
+    col = {"hardware": table.mapping.hardware_col, "model": table.mapping.model_col}.get(unseen)
+    return table.tasks[col].astype(str).to_numpy() if col else None
+
+
 def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd_k: int = 16,
           embedder_path: str | Path | None = None, seed: int = 0,
-          embedder: Embedder | None = None, **options: Any) -> TrainedModel:
+          embedder: Embedder | None = None, unseen: str = "hardware",
+          **options: Any) -> TrainedModel:
     """Fit the featurizer and MetaInf on every task of a table; save it when out_dir is set.
 
-    ``options`` are XGBoost hyper-parameters (:data:`XGB_PARAMS`; one given here is used
-    as given, not searched) and MetaInf options (:data:`SELECTOR_PARAMS`).
+    ``unseen`` is the question the model will be asked (:data:`UNSEEN`; by default
+    hardware never measured), which its inner validation mirrors. ``options`` are XGBoost
+    hyper-parameters (:data:`XGB_PARAMS`; one given here is used as given, not searched)
+    and MetaInf options (:data:`SELECTOR_PARAMS`).
     """
+    groups = inner_groups(table, unseen)
     unknown = sorted(set(options) - set(XGB_PARAMS) - set(SELECTOR_PARAMS))
     if unknown:
         raise TypeError(f"unknown training option(s) {unknown}; known: "
@@ -61,7 +79,7 @@ def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd
     if "param_grid" not in params and any(k in DEFAULT_PARAM_GRID for k in xgb):
         params["param_grid"] = {k: list(v) for k, v in DEFAULT_PARAM_GRID.items()
                                 if k not in xgb}
-    config = {"style": style, "svd_k": int(svd_k), "seed": int(seed),
+    config = {"style": style, "svd_k": int(svd_k), "seed": int(seed), "unseen": unseen,
               "embedder_path": str(embedder_path) if embedder_path else None,
               "embedder_id": embedder.model_id,
               "xgb": {k: xgb[k] for k in sorted(xgb)}}
@@ -77,7 +95,8 @@ def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd
     featurizer.fit(table)
     X = featurizer.transform_tasks(table.tasks)
     M = featurizer.transform_methods(table.methods)
-    selector = MetaInfSelector(seed=seed, **params).fit(X, table.cost, M).for_serving()
+    selector = MetaInfSelector(seed=seed, **params).fit(X, table.cost, M,
+                                                        groups=groups).for_serving()
 
     describer = featurizer.describer_
     known: dict[str, dict[str, Entity]] = {}
@@ -110,6 +129,8 @@ def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd
             "n_pairs": int(measured.sum()), "data_hash": data_hash(table)[:16],
             "train_seconds": round(time.perf_counter() - t0, 3),
             "best_params": selector.best_params_,
+            "inner_folds": selector.inner_folds_,
+            "departure": selector.departure_,
             "task_features": featurizer.feature_names(),
             "method_features": featurizer.method_feature_names(),
             "campaign_id": table.meta.get("campaign_id")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 from pathlib import Path
 
@@ -122,5 +123,7 @@ def run(args: argparse.Namespace) -> int:
     except ProtocolError as exc:
         raise CliError(f"{exc.flag}: {exc}") from None
     paths = write_report(result, args.out, source)
+    if "digest" in paths:  # the figures for the person at the terminal; stdout is the path
+        sys.stderr.write(paths["digest"].read_text())
     print(paths["summary"])
     return 0

@@ -29,6 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("--embedder", metavar="DIR",
                    help="local sentence-transformer directory (default: packaged MiniLM)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--unseen", default="hardware", choices=("hardware", "model", "task"),
+                   help="what the model will be asked about that it never measured; its "
+                        "inner validation holds out whole hardware (default), whole models, "
+                        "or tasks")
     p.add_argument("--n-estimators", type=int, default=None,
                    help="XGBoost trees (default: the level head 400, the ranking head chosen "
                         "by inner cross-validation)")
@@ -63,13 +67,15 @@ def run(args: argparse.Namespace) -> int:
         table = load_table(args, Path(tmp))
         try:
             model = train(table, args.out, style=args.style, svd_k=args.svd_k,
-                          embedder_path=args.embedder, seed=args.seed, **xgb)
+                          embedder_path=args.embedder, seed=args.seed, unseen=args.unseen,
+                          **xgb)
         except OSError as exc:
             raise CliError(f"--out: {exc}") from None
     summary = {"model_version": model.version, "path": str(model.path),
                "n_tasks": model.info["n_tasks"], "n_pairs": model.info["n_pairs"],
                "methods": model.methods, "metric": model.metric,
-               "lower_is_better": model.minimize, "train_seconds": model.info["train_seconds"]}
+               "lower_is_better": model.minimize, "train_seconds": model.info["train_seconds"],
+               "unseen": args.unseen}
     log.info("trained MetaInf %s on %d tasks (%d measured pairs) in %.1f s -> %s",
              model.version, summary["n_tasks"], summary["n_pairs"],
              summary["train_seconds"], model.path)

@@ -36,6 +36,13 @@ class FoldData:
     methods: tuple[str, ...]
     train_idx: np.ndarray
     test_idx: np.ndarray
+    cobest_test: np.ndarray | None = None
+    """The noise-aware co-best methods of each test task (None: strict truth only)."""
+    available_test: np.ndarray | None = None
+    """The methods measured on each test task's hardware for any task."""
+    groups_train: np.ndarray | None = None
+    """Per training task, the group its protocol holds out (hardware under loho, model
+    under lomo); a selector's inner folds hold these out together. None: task folds."""
 
 
 def default_featurizer(style: str, svd_k: int, embedder, seed: int):
@@ -46,8 +53,12 @@ def default_featurizer(style: str, svd_k: int, embedder, seed: int):
 
 
 def build_fold_data(table: PerfTable, fold: Fold, features: FeatureConfig, *, embedder=None,
-                    seed: int = 0, featurizer_factory: Callable | None = None) -> FoldData:
-    """Fit a featurizer on the fold's training tasks and describe every task and method."""
+                    seed: int = 0, featurizer_factory: Callable | None = None,
+                    group_col: str | None = None) -> FoldData:
+    """Fit a featurizer on the fold's training tasks and describe every task and method.
+
+    ``group_col`` names the task column the protocol holds out (its values become the
+    training tasks' groups)."""
     factory = featurizer_factory or default_featurizer
     featurizer = factory(features.style, features.svd_k, embedder, seed)
     featurizer.fit(table, fold.train_idx)
@@ -59,4 +70,8 @@ def build_fold_data(table: PerfTable, fold: Fold, features: FeatureConfig, *, em
         X_test=X[fold.test_idx], C_test=table.cost[fold.test_idx], M=M,
         methods=tuple(table.methods), train_idx=np.asarray(fold.train_idx),
         test_idx=np.asarray(fold.test_idx),
+        cobest_test=None if table.cobest is None else table.cobest[fold.test_idx],
+        available_test=table.available()[fold.test_idx],
+        groups_train=(table.tasks[group_col].astype(str).to_numpy()[fold.train_idx]
+                      if group_col else None),
     )

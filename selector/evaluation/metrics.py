@@ -18,6 +18,17 @@ and are left out of the averages (counted as ``n_single``). Definitions:
   Global Best fitted on the training fold (mean normalised cost) and VBS the per-task
   oracle; NaN when SBS equals VBS, and NaN folds are left out of the mean over folds.
 - predict_ms: wall time of one predict call divided by the number of test tasks.
+
+Beside the strict figures, never instead of them:
+
+- accuracy_noise, regret_noise (noise-aware): a selection among the methods the
+  task's repetitions cannot tell from the best (``cobest``, a bootstrap over
+  repetitions, :func:`metainf.selector.table.noise_cobest`) is a hit with regret 1;
+  any other selection keeps its strict regret;
+- accuracy_available, regret_available, infeasible_pick_rate (available candidates):
+  the selection is made among every method measured on the task's hardware for any
+  task (``available``), not only those measured for the task; a pick not measured for
+  the task is an infeasible pick, a miss scored at the task's worst measured cost.
 """
 
 from __future__ import annotations
@@ -35,12 +46,15 @@ TIE_TOLERANCE = 0.01
 """Relative cost difference under which two methods count as tied for best."""
 
 METRIC_COLUMNS = ("accuracy", "f1_macro", "accel_ratio", "mean_rank", "regret", "closed_gap",
-                  "predict_ms")
-"""The selector metrics, in the order reports show them."""
+                  "predict_ms", "accuracy_noise", "regret_noise", "accuracy_available",
+                  "regret_available", "infeasible_pick_rate")
+"""The selector metrics, in the order reports show them: strict first."""
 
 HIGHER_IS_BETTER = {"accuracy": True, "f1_macro": True, "accel_ratio": True,
                     "mean_rank": False, "regret": False, "closed_gap": True,
-                    "predict_ms": False}
+                    "predict_ms": False, "accuracy_noise": True, "regret_noise": False,
+                    "accuracy_available": True, "regret_available": False,
+                    "infeasible_pick_rate": False}
 """Direction of each metric."""
 
 
@@ -64,11 +78,14 @@ def sbs_choice(C: np.ndarray, sbs_scores: np.ndarray) -> np.ndarray:
 
 def task_outcomes(C, pred, methods: Sequence[str], *, sbs_scores=None,
                   restrict_to_candidates: bool = True, tol: float = TIE_TOLERANCE,
-                  predict_ms: float = float("nan")) -> pd.DataFrame:
+                  predict_ms: float = float("nan"), cobest=None,
+                  available=None) -> pd.DataFrame:
     """One row per test task: what was selected, what was best, and the per-task metrics.
 
     ``C`` is the true cost [n, m] (NaN = unmeasured), ``pred`` the predicted cost [n, m],
-    ``sbs_scores`` Global Best's training scores [m] (needed for closed_gap).
+    ``sbs_scores`` Global Best's training scores [m] (needed for closed_gap), ``cobest``
+    the noise-aware co-best methods [n, m] (None: the strict truth) and ``available``
+    the methods measured on each task's hardware [n, m] (None: the task's candidates).
     """
     C = as_cost_table(C)
     pred = np.asarray(pred, dtype=float)
@@ -94,6 +111,13 @@ def task_outcomes(C, pred, methods: Sequence[str], *, sbs_scores=None,
         true_label = methods[sel] if hit else (methods[int(cand[np.argmin(row[cand])])]
                                                if cand.size else "")
         mean_cost = row[cand].mean() if cand.size else np.nan
+        co = (np.flatnonzero(cobest[i]) if cobest is not None else near_best)
+        hit_noise = bool(measured and (sel in co or sel in near_best))
+        avail = np.flatnonzero(available[i]) if available is not None else cand
+        avail = np.union1d(avail, cand)
+        sel_av = int(_order(prow, avail)[0]) if avail.size else -1
+        measured_av = sel_av >= 0 and np.isfinite(row[sel_av])
+        cost_av = row[sel_av] if measured_av else (row[cand].max() if cand.size else np.nan)
         rows.append({
             "task": i,
             "n_candidates": int(cand.size),
@@ -110,6 +134,12 @@ def task_outcomes(C, pred, methods: Sequence[str], *, sbs_scores=None,
             "rank_of_best": rank,
             "regret": sel_cost / best_cost,
             "predict_ms": predict_ms,
+            "hit_noise": hit_noise,
+            "regret_noise": 1.0 if hit_noise else sel_cost / best_cost,
+            "selected_available": methods[sel_av] if sel_av >= 0 else "",
+            "hit_available": bool(measured_av and sel_av in near_best),
+            "regret_available": cost_av / best_cost,
+            "infeasible_pick": bool(sel_av >= 0 and not measured_av),
         })
     return pd.DataFrame(rows)
 
@@ -158,6 +188,12 @@ def summarise(outcomes: pd.DataFrame, fold_col: str | None = None) -> dict:
         "predict_ms": float(scored["predict_ms"].mean()),
         "oracle_accel_ratio": float(scored["oracle_accel_ratio"].mean()),
     })
+    for column, source in (("accuracy_noise", "hit_noise"), ("regret_noise", "regret_noise"),
+                           ("accuracy_available", "hit_available"),
+                           ("regret_available", "regret_available"),
+                           ("infeasible_pick_rate", "infeasible_pick")):
+        result[column] = (float(scored[source].astype(float).mean()) if source in scored
+                          else float("nan"))
     return result
 
 
@@ -172,4 +208,9 @@ def oracle_outcomes(outcomes: pd.DataFrame) -> pd.DataFrame:
     o["rank_of_best"] = np.where(o["n_candidates"] > 0, 1, 0)
     o["regret"] = o["cost_best"] / o["cost_best"]
     o["predict_ms"] = 0.0
+    for column in ("hit_noise", "hit_available"):
+        o[column] = o["n_candidates"] > 0
+    o["regret_noise"] = o["regret_available"] = o["regret"]
+    o["infeasible_pick"] = False
+    o["selected_available"] = o["true_best"]
     return o

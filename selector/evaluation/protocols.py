@@ -102,6 +102,14 @@ def _role_column(table: PerfTable, role: str, protocol: str, flag: str) -> str:
     return col
 
 
+def group_column(table: PerfTable, protocol: str, holdout_col: str | None = None
+                 ) -> str | None:
+    """The task column a protocol holds out, whose values group the inner folds of a fit:
+    hardware for loho, model for lomo, the column of a holdout; None for task folds."""
+    return {"loho": table.mapping.hardware_col, "lomo": table.mapping.model_col,
+            "holdout": holdout_col}.get(protocol)
+
+
 def make_folds(table: PerfTable, protocol: str, *, n_test: int = 1000, n_splits: int = 5,
                k: int = 5, seed: int = 0, holdout_col: str | None = None) -> list[Fold]:
     """The folds of a named protocol (``holdout`` needs ``holdout_col``)."""

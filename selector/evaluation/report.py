@@ -105,6 +105,61 @@ def markdown_table(pooled: pd.DataFrame, label_col: str = "selector",
     return "\n".join(lines)
 
 
+def winners(pooled: pd.DataFrame, exclude: tuple[str, ...] = ("oracle",)) -> dict[str, str]:
+    """Per metric column, the selector(s) with the best pooled value (ties joined by ',')."""
+    contenders = pooled[~pooled["selector"].isin(exclude)]
+    out = {}
+    for m in METRIC_COLUMNS:
+        if m not in contenders:
+            continue
+        digits = 2 if m == "predict_ms" else 3
+        vals = contenders[m].astype(float).round(digits)
+        ok = np.isfinite(vals)
+        if not ok.any():
+            continue
+        best = vals[ok].max() if HIGHER_IS_BETTER[m] else vals[ok].min()
+        out[m] = ",".join(contenders.loc[ok & (vals == best), "selector"])
+    return out
+
+
+def worst_folds(fold_metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per (protocol, selector), the scored fold with the highest strict regret."""
+    fm = fold_metrics[(fold_metrics["n_tasks"] > 0) & (fold_metrics["selector"] != "oracle")]
+    if fm.empty or "regret" not in fm:
+        return pd.DataFrame(columns=["protocol", "selector", "fold", "n_tasks", "regret",
+                                     "accuracy"])
+    idx = fm.groupby(["protocol", "selector"], sort=False)["regret"].idxmax()
+    return fm.loc[idx, ["protocol", "selector", "fold", "n_tasks", "regret", "accuracy"]]
+
+
+DIGEST_COLUMNS = ("accuracy", "regret", "accuracy_noise", "regret_noise",
+                  "accuracy_available", "infeasible_pick_rate", "closed_gap")
+"""Columns of the digest `metainf evaluate` prints: strict first, then noise-aware and
+available candidates."""
+
+
+def digest(pooled: pd.DataFrame, fold_metrics: pd.DataFrame) -> str:
+    """A plain-text digest per protocol: the figures that judge a selector, each selector's
+    worst fold, and the winner of every column."""
+    worst = worst_folds(fold_metrics).set_index(["protocol", "selector"])
+    lines = []
+    for protocol, g in pooled.groupby("protocol", sort=False):
+        lines.append(f"protocol {protocol}: {int(g['n_tasks'].max())} scored tasks")
+        head = f"  {'selector':<18}" + "".join(f"{c:>21}" for c in DIGEST_COLUMNS) + \
+            "  worst fold (regret)"
+        lines.append(head)
+        for _, row in g.iterrows():
+            cells = "".join(f"{row.get(c, np.nan):>21.4f}" for c in DIGEST_COLUMNS)
+            key = (protocol, row["selector"])
+            bad = (f"  {worst.loc[key, 'fold']} ({worst.loc[key, 'regret']:.4f})"
+                   if key in worst.index else "")
+            lines.append(f"  {row['selector']:<18}{cells}{bad}")
+        won = winners(g)
+        lines.append("  winners: " + "; ".join(f"{m}={won[m]}" for m in DIGEST_COLUMNS
+                                               if m in won))
+    return "\n".join(lines)
+
+
 def summary_markdown(result: EvaluationResult, pooled: pd.DataFrame,
                      ablation_pooled: pd.DataFrame | None = None, source: str = "") -> str:
     """summary.md: one Table 4 per protocol, the ablation table, and how to read them."""
@@ -126,6 +181,15 @@ def summary_markdown(result: EvaluationResult, pooled: pd.DataFrame,
                 (f"{len(folds)} fold(s); {int(g['n_tasks'].max())} scored test task(s), "
                  f"{n_single} single-candidate task(s) left out."), "",
                 markdown_table(g), ""]
+        won = winners(g)
+        out += ["Winner of each column: " + "; ".join(f"{m} **{won[m]}**" for m in won), ""]
+        worst = worst_folds(result.metrics[result.metrics["protocol"] == protocol])
+        if not worst.empty:
+            out += ["Worst fold of each selector (highest strict regret):", "",
+                    "| selector | fold | n_tasks | regret | accuracy |", "|---|---|---:|---:|---:|"]
+            out += [f"| {r.selector} | {r.fold} | {int(r.n_tasks)} | {r.regret:.3f} | "
+                    f"{r.accuracy:.3f} |" for r in worst.itertuples()]
+            out.append("")
         failed = result.metrics[(result.metrics["protocol"] == protocol)
                                 & (result.metrics["error"].astype(str) != "")]
         for _, row in failed.iterrows():
@@ -192,6 +256,43 @@ def plot_accuracy_vs_time(pooled: pd.DataFrame, path: Path) -> Path:
     ax.set_ylim(0, 1.05)
     ax.legend(title="protocol", fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_fold_regret(fold_metrics: pd.DataFrame, path: Path) -> Path:
+    """Per fold, each selector's strict regret against Global Best's (the dashed line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fm = fold_metrics[(fold_metrics["n_tasks"] > 0) & (fold_metrics["selector"] != "oracle")]
+    protocols = list(dict.fromkeys(fm["protocol"]))
+    fig, axes = plt.subplots(len(protocols), 1, figsize=(10, 3.6 * max(len(protocols), 1)),
+                             dpi=110, squeeze=False)
+    for row, proto in enumerate(protocols):
+        ax = axes[row][0]
+        g = fm[fm["protocol"] == proto]
+        folds = list(dict.fromkeys(g["fold"]))
+        selectors = [s for s in _selector_order(g["selector"].unique()) if s != "global_best"]
+        x = np.arange(len(folds))
+        width = 0.8 / max(len(selectors), 1)
+        for i, sel in enumerate(selectors):
+            gs = g[g["selector"] == sel].set_index("fold").reindex(folds)
+            ax.bar(x + i * width - 0.4 + width / 2, gs["regret"], width, label=sel,
+                   edgecolor="black" if sel == "metainf" else None)
+        gb = g[g["selector"] == "global_best"].set_index("fold").reindex(folds)
+        ax.hlines(gb["regret"], x - 0.45, x + 0.45, colors="black", linestyles="--",
+                  label="global_best")
+        ax.set_xticks(x, folds, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("regret (selected / best cost)")
+        lo = float(np.nanmin(g["regret"])) if len(g) else 1.0
+        ax.set_ylim(max(0.0, lo - 0.02), None)
+        ax.set_title(f"Per-fold regret against Global Best ({proto}; lower is better)")
+        ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -274,6 +375,9 @@ def write_report(result: EvaluationResult, out_dir: str | Path, source: str = ""
         pooled.to_csv(paths["pooled"], index=False)
         paths["mean_rank_plot"] = plot_mean_rank(pooled, out / "mean_rank.png")
         paths["accuracy_time_plot"] = plot_accuracy_vs_time(pooled, out / "accuracy_vs_time.png")
+        paths["fold_regret_plot"] = plot_fold_regret(result.metrics, out / "fold_regret.png")
+        paths["digest"] = out / "digest.txt"
+        paths["digest"].write_text(digest(pooled, result.metrics) + "\n")
     if ablation_pooled is not None and not ablation_pooled.empty:
         paths["ablation_plot"] = plot_ablation(ablation_pooled, out / "ablation.png")
     paths["summary"] = out / "summary.md"

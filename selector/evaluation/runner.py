@@ -9,6 +9,7 @@ serial run calls the same function in-process and gives identical results.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import traceback
@@ -21,7 +22,7 @@ from metainf.selector.baselines.global_best import global_scores
 from metainf.selector.baselines.registry import make_selector, parse_selectors, selector_names
 from metainf.selector.evaluation.fold_data import FeatureConfig, FoldData, build_fold_data
 from metainf.selector.evaluation.metrics import oracle_outcomes, summarise, task_outcomes
-from metainf.selector.evaluation.protocols import Fold, make_folds
+from metainf.selector.evaluation.protocols import Fold, group_column, make_folds
 from metainf.selector.table import PerfTable
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,10 @@ def run_job(job: Job, data: FoldData, seed: int = 0,
     try:
         selector = make_selector(job.selector, **_job_params(job.selector, seed))
         t0 = time.perf_counter()
-        selector.fit(data.X_train, data.C_train, data.M)
+        if data.groups_train is not None and _takes_groups(selector):
+            selector.fit(data.X_train, data.C_train, data.M, groups=data.groups_train)
+        else:
+            selector.fit(data.X_train, data.C_train, data.M)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         pred = selector.predict_cost(data.X_test, data.M)
@@ -110,12 +114,18 @@ def run_job(job: Job, data: FoldData, seed: int = 0,
         out = task_outcomes(data.C_test, pred, data.methods,
                             sbs_scores=global_scores(data.C_train),
                             restrict_to_candidates=restrict_to_candidates,
-                            predict_ms=predict_ms)
+                            predict_ms=predict_ms, cobest=data.cobest_test,
+                            available=data.available_test)
         out["task"] = data.test_idx
         return JobResult(job, _tag(out, job), fit_s, predict_ms)
     except Exception as exc:  # a failed job is a result (errors as data), not a crash
         log.debug("job %s failed:\n%s", job, traceback.format_exc())
         return JobResult(job, pd.DataFrame(), error=f"{type(exc).__name__}: {exc}")
+
+
+def _takes_groups(selector) -> bool:
+    """Whether a selector's fit accepts ``groups`` (grouped inner validation)."""
+    return "groups" in inspect.signature(selector.fit).parameters
 
 
 def _job_params(name: str, seed: int) -> dict:
@@ -160,6 +170,8 @@ def run_evaluation(table: PerfTable, config: EvaluationConfig, *, embedder=None,
                                     n_splits=config.n_splits, k=config.k, seed=config.seed,
                                     holdout_col=spec.holdout_col)
              for spec in config.protocols}
+    group_cols = {spec.label: group_column(table, spec.name, spec.holdout_col)
+                  for spec in config.protocols}
     jobs = plan_jobs(config, folds)
     feature_configs = list(dict.fromkeys(j.features for j in jobs))
     if embedder is None and featurizer_factory is None and any(
@@ -175,7 +187,7 @@ def run_evaluation(table: PerfTable, config: EvaluationConfig, *, embedder=None,
                        for j in jobs):
                     data[proto, fold.name, feats] = build_fold_data(
                         table, fold, feats, embedder=embedder, seed=config.seed,
-                        featurizer_factory=featurizer_factory)
+                        featurizer_factory=featurizer_factory, group_col=group_cols[proto])
     log.info("evaluating %d job(s): %d selector(s), %d fold(s), %d feature config(s)",
              len(jobs), len(config.selectors), sum(len(f) for f in folds.values()),
              len(feature_configs))

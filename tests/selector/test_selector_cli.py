@@ -55,6 +55,26 @@ def test_train_no_search_keeps_the_given_options(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "m" / version / "xgboost-ranker.ubj").exists()
 
 
+def test_train_records_the_question_its_inner_validation_asked(tmp_path, capsys,
+                                                              monkeypatch):
+    monkeypatch.setenv("METAINF_EMBEDDING_CACHE", str(tmp_path / "emb"))
+    data = tmp_path / "bench.csv"
+    external_frame().to_csv(data, index=False)
+    for unseen, grouped in (("model", True), ("task", False)):
+        rc = run(["train", "--data", str(data), *MAPPING, "--out", str(tmp_path / unseen),
+                  "--n-estimators", "30", "--unseen", unseen, "--json"])
+        summary = json.loads(capsys.readouterr().out)
+        assert rc == 0 and summary["unseen"] == unseen
+        manifest = json.loads((tmp_path / unseen / summary["model_version"] /
+                               "manifest.json").read_text())
+        assert manifest["config"]["unseen"] == unseen
+        assert manifest["info"]["inner_folds"]["grouped"] is grouped
+    with pytest.raises(SystemExit) as exit_:
+        run(["train", "--data", str(data), *MAPPING, "--out", str(tmp_path / "x"),
+             "--unseen", "gpu"])
+    assert exit_.value.code == 2 and "--unseen" in capsys.readouterr().err
+
+
 def test_select_json_for_unseen_gpu(trained, capsys):
     rc = run(["select", "--model-dir", str(trained / "models"), "--model", "Llama-2-7b",
               "--hardware-text", "NVIDIA H200 141GB HBM3e", "--hardware", "L4",

@@ -1,0 +1,128 @@
+"""MetaInf's prior and its grouped inner validation; the noise-aware truth; available picks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from metainf.selector.baselines.global_best import GlobalBestSelector
+from metainf.selector.evaluation.metrics import summarise, task_outcomes
+from metainf.selector.meta_learner import MetaInfSelector, prior_log_scores
+from metainf.selector.search import task_splits
+from metainf.selector.table import FARM_MAPPING, PerfTable, noise_cobest
+
+GRID = {"max_depth": [3], "min_child_weight": [1.0], "n_estimators": [60]}
+
+
+def group_table(n_groups=12, per_group=10, seed=0):
+    """Each group (a hardware, say) has its own winner, drawn at random: m0 in about 70 %.
+
+    A group is one random value of feature 0 (its signature); feature 1 varies per task
+    and means nothing. Within a group every task has the same winner, so folds of tasks
+    learn it from the group's other tasks; a held-out group's winner is a coin toss that
+    only the prior (m0 most often) gets right more often than not.
+    """
+    rng = np.random.default_rng(seed)
+    sig = rng.normal(size=n_groups)
+    first = rng.random(n_groups) < 0.7
+    first[:2] = [True, False]
+    groups = np.repeat([f"g{g}" for g in range(n_groups)], per_group)
+    X = np.column_stack([np.repeat(sig, per_group), rng.normal(size=n_groups * per_group)])
+    wins = np.repeat(first, per_group)
+    C = np.where(wins[:, None], [1.0, 1.2], [1.2, 1.0]) * rng.uniform(0.99, 1.01,
+                                                                      (len(X), 2))
+    return X, C, groups
+
+
+def test_grouped_splits_hold_whole_groups_out():
+    groups = np.repeat(["a", "b", "c", "d"], 3)
+    splits = task_splits(12, 2, seed=0, groups=groups)
+    assert len(splits) == 2
+    for train, val in splits:
+        assert not set(groups[train]) & set(groups[val])
+    assert sorted(np.concatenate([v for _, v in splits]).tolist()) == list(range(12))
+    loo = task_splits(12, 5, seed=0, groups=groups)  # 4 groups <= 5 folds: one group each
+    assert [len(set(groups[v])) for _, v in loo] == [1, 1, 1, 1]
+
+
+def test_random_folds_trust_a_departure_that_grouped_folds_reject(tmp_path):
+    X, C, groups = group_table()
+    by_task = MetaInfSelector(param_grid=GRID, cache_dir=str(tmp_path)).fit(X, C)
+    by_group = MetaInfSelector(param_grid=GRID, cache_dir=str(tmp_path)).fit(X, C,
+                                                                             groups=groups)
+    # folds of tasks see each group's winner in training: departing from the prior pays
+    assert by_task.departure_["seen"]["alpha"] > 0
+    # folds of groups do not: for an unseen group the prior stays
+    assert by_group.inner_folds_["grouped"]
+    assert by_group.departure_["unseen"]["alpha"] == 0.0
+
+
+def test_the_prior_answers_an_unseen_group_as_global_best_does(tmp_path):
+    X, C, groups = group_table()
+    Xn, Cn, _ = group_table(n_groups=6, seed=7)  # new groups, new signatures
+    Xn[:, 0] += 10.0
+    sel = MetaInfSelector(param_grid=GRID, cache_dir=str(tmp_path)).fit(X, C, groups=groups)
+    gb = GlobalBestSelector().fit(X, C)
+    assert not sel.estimator_.seen(Xn).any()
+    np.testing.assert_array_equal(np.argmin(sel.predict_cost(Xn), axis=1),
+                                  np.argmin(gb.predict_cost(Xn), axis=1))
+    # the prior is Global Best's score, in logs
+    np.testing.assert_allclose(np.exp(prior_log_scores(C)), gb.scores_)
+    # a task of a training group is answered by the learned model, group winner and all
+    seen = sel.estimator_.seen(X)
+    assert seen.all()
+    hits = (np.argmin(sel.predict_cost(X), axis=1) == np.argmin(C, axis=1)).mean()
+    assert hits > 0.9
+
+
+def test_a_method_no_training_task_measured_is_chosen_last():
+    C = np.array([[1.0, 2.0, np.nan], [1.5, 1.0, np.nan]])
+    prior = prior_log_scores(C)
+    assert prior[2] > prior[:2].max()
+
+
+def test_repetitions_that_cannot_tell_methods_apart_make_them_co_best():
+    rows = []
+    rng = np.random.default_rng(0)
+    for rep in range(5):
+        rows += [  # task A: m0 and m1 overlap within noise, m2 is 30 % slower
+            {"model": "a", "hardware": "h", "workload": "w", "batch_size": 1, "method": "m0",
+             "runtime_s": 1.00 + 0.05 * rng.standard_normal()},
+            {"model": "a", "hardware": "h", "workload": "w", "batch_size": 1, "method": "m1",
+             "runtime_s": 1.01 + 0.05 * rng.standard_normal()},
+            {"model": "a", "hardware": "h", "workload": "w", "batch_size": 1, "method": "m2",
+             "runtime_s": 1.30 + 0.01 * rng.standard_normal()},
+            # task B: tight repetitions, m1 is 5 % slower: strictly worse
+            {"model": "b", "hardware": "h", "workload": "w", "batch_size": 1, "method": "m0",
+             "runtime_s": 1.00 + 0.001 * rng.standard_normal()},
+            {"model": "b", "hardware": "h", "workload": "w", "batch_size": 1, "method": "m1",
+             "runtime_s": 1.05 + 0.001 * rng.standard_normal()},
+        ]
+    table = PerfTable.from_frame(pd.DataFrame(rows), FARM_MAPPING)
+    a, b = (table.tasks["model"] == "a").to_numpy(), (table.tasks["model"] == "b").to_numpy()
+    m = {name: i for i, name in enumerate(table.methods)}
+    assert table.cobest[a, m["m0"]] and table.cobest[a, m["m1"]]
+    assert not table.cobest[a, m["m2"]]
+    assert table.cobest[b, m["m0"]] and not table.cobest[b, m["m1"]]
+    assert not table.cobest[b, m["m2"]]  # not measured
+    # one repetition each: only the best (no noise known)
+    single = noise_cobest(np.array([0, 0]), np.array([0, 1]), np.array([1.0, 1.05]), (1, 2))
+    assert single.tolist() == [[True, False]]
+
+
+def test_noise_aware_and_available_figures_beside_the_strict_ones():
+    nan = np.nan
+    C = np.array([[1.0, 1.05, 2.0],    # m1 is 5 % slower: a strict miss, but co-best
+                  [1.0, nan, 3.0]])    # m1 was not measured here, but is on this hardware
+    cobest = np.array([[True, True, False], [True, False, False]])
+    available = np.array([[True, True, True], [True, True, True]])
+    pred = np.array([[2.0, 1.0, 3.0],  # picks m1
+                     [2.0, 1.0, 3.0]])  # m1: the best available, infeasible for the task
+    out = task_outcomes(C, pred, ["m0", "m1", "m2"], cobest=cobest, available=available)
+    s = summarise(out)
+    assert s["accuracy"] == 0.5  # strict: m1 (a miss by 5 %), then m0 among m0, m2 (a hit)
+    assert s["regret"] == (1.05 + 1.0) / 2
+    assert s["accuracy_noise"] == 1.0 and s["regret_noise"] == 1.0
+    assert s["infeasible_pick_rate"] == 0.5
+    assert s["accuracy_available"] == 0.0
+    assert s["regret_available"] == (1.05 + 3.0) / 2  # an infeasible pick: the worst cost
