@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from metainf.methods import Method, MethodError, engine_key, parse_methods
-from metainf.models import known_models
+from metainf.models import known_models, planning_only
 from metainf.workloads import WorkloadError, WorkloadSpec, materialize, workload_label
 
 DEFAULT_TOLERANCE = 0.2
@@ -146,6 +146,11 @@ def validate_grid(data: Any) -> Grid:
             raise GridError(
                 f"models: unknown model {model!r}; use a catalog name "
                 f"({', '.join(sorted(catalog))}) or a path to a local HF model directory"
+            )
+        if model in catalog and planning_only(model):
+            raise GridError(
+                f"models: {model!r} is in the catalog for place-and-route planning only "
+                f"(`metainf place`), too large to run whole on one worker"
             )
     for i, entry in enumerate(grid.workloads):
         try:

@@ -58,6 +58,17 @@ def catalog_entry(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def planning_only(name: str) -> bool:
+    """Whether a catalog model is for place-and-route planning only (never a benchmark cell).
+
+    Such entries (e.g. `bloom-176b`) describe a model's shape for splitting it over a
+    fleet; building it whole with dummy weights on one worker would only run out of memory.
+    """
+    if not (CATALOG_DIR / f"{name}.json").is_file():
+        return False
+    return bool(catalog_entry(name).get(META_KEY, {}).get("planning_only", False))
+
+
 def resolve_model(name_or_path: str, cache_dir: Path | None = None) -> ModelRef:
     """A catalog name (written out as a config folder, dummy weights) or a local model folder."""
     if (CATALOG_DIR / f"{name_or_path}.json").is_file():

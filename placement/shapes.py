@@ -1,29 +1,18 @@
 """Model shapes for placement: blocks, their bytes and FLOPs, and the per-session cache.
 
-A shape comes from a catalog name (a HF config.json found in the farm's model catalog,
-or in this package's `model_shapes/` for models not yet in the catalog) or inline.
+A shape comes from a name in the farm's model catalog (`metainf.models`, HF config.json
+files; `bloom-176b` is there for planning only) or inline.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from metainf.models import META_KEY, NON_GATED_MLP, ModelError, catalog_entry, known_models
+
 from .errors import FleetError
-
-CATALOG_PACKAGES = ("metainf.model_configs", "metainf.worker.model_configs")
-"""Where the farm's model catalog lives, newest layout first."""
-
-LOCAL_SHAPES = Path(__file__).parent / "model_shapes"
-"""Configs shipped with this package (models the catalog does not hold yet)."""
-
-NON_GATED = frozenset({"bloom", "phi", "gpt2", "gpt_neox", "gptj", "gpt_bigcode", "opt",
-                       "falcon", "starcoder2", "mpt"})
-"""Model types whose MLP has two matrices (up, down) rather than three (gated)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +86,7 @@ def shape_from_config(name: str, config: dict[str, Any]) -> ModelShape:
     intermediate = int(_first(c, "intermediate_size", "n_inner", "ffn_dim",
                               default=4 * d_model) or 4 * d_model)
     experts = int(_first(c, "num_local_experts", "num_experts", default=0) or 0)
-    gated = family not in NON_GATED
+    gated = family not in NON_GATED_MLP
     params = block_parameters(d_model, heads, kv_heads, intermediate, gated)
     if experts:
         kv = d_model * kv_heads // heads
@@ -108,33 +97,15 @@ def shape_from_config(name: str, config: dict[str, Any]) -> ModelShape:
                       params_per_block=float(params))
 
 
-def known_shapes() -> list[str]:
-    """Names findable by `catalog_config`: the farm's catalog plus this package's shapes."""
-    names = {p.stem for p in LOCAL_SHAPES.glob("*.json")}
-    for package in CATALOG_PACKAGES:
-        try:
-            root = importlib.resources.files(package)
-        except (ModuleNotFoundError, TypeError):
-            continue
-        names.update(Path(str(p.name)).stem for p in root.iterdir()
-                     if str(p.name).endswith(".json"))
-    return sorted(names)
-
-
 def catalog_config(name: str) -> dict[str, Any]:
-    """The config.json of a catalog model, looked up in the catalog, then `model_shapes/`."""
-    for package in CATALOG_PACKAGES:
-        try:
-            candidate = importlib.resources.files(package) / f"{name}.json"
-        except (ModuleNotFoundError, TypeError):
-            continue
-        if candidate.is_file():
-            return json.loads(candidate.read_text(encoding="utf-8"))
-    local = LOCAL_SHAPES / f"{name}.json"
-    if local.is_file():
-        return json.loads(local.read_text(encoding="utf-8"))
-    raise FleetError("model.catalog",
-                     f"unknown model {name!r}; known: {', '.join(known_shapes())}")
+    """The config.json of a model in the farm's catalog (`metainf/model_configs/`)."""
+    try:
+        entry = catalog_entry(name)
+    except ModelError:
+        raise FleetError("model.catalog",
+                         f"unknown model {name!r}; known: {', '.join(known_models())}"
+                         ) from None
+    return {k: v for k, v in entry.items() if k != META_KEY}
 
 
 def load_shape(name: str) -> ModelShape:

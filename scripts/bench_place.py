@@ -35,15 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib  # noqa: E402
 
-try:  # the installed layout
-    from metainf.placement import cli_entry, registry, synthetic
-    from metainf.placement.base import timed_plan
-    from metainf.placement.fleet import fleet_from_dict, load_fleet
-except ImportError:  # the source tree, before the package mapping exists
-    sys.path.insert(0, str(ROOT))
-    from placement import cli_entry, registry, synthetic
-    from placement.base import timed_plan
-    from placement.fleet import fleet_from_dict, load_fleet
+from metainf.placement import cli_entry, registry, synthetic  # noqa: E402
+from metainf.placement.base import timed_plan  # noqa: E402
+from metainf.placement.fleet import fleet_from_dict, load_fleet  # noqa: E402
 
 ANCHOR = ROOT / "examples" / "place" / "anchor.yaml"
 

@@ -19,11 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib
 
-try:  # the installed layout
-    from metainf.placement.pipeline import DELAYS, PLACEMENTS, Pipeline
-except ImportError:  # the source tree, before the package mapping exists
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from placement.pipeline import DELAYS, PLACEMENTS, Pipeline
+from metainf.placement.pipeline import DELAYS, PLACEMENTS, Pipeline
 
 TOLERANCE = 0.20
 

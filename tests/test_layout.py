@@ -31,6 +31,9 @@ def test_the_layout_contracts_hold():
     ("metainf/worker/agent.py", "import metainf.selector.table", "layers"),
     ("metainf/selector/table.py", "import metainf.coordinator.store", "layers"),
     ("metainf/p.py", "import metainf.selector.table", "layers"),
+    ("metainf/placement/fleet.py", "import metainf.selector.table", "layers"),
+    ("metainf/worker/agent.py", "import metainf.placement.fleet", "layers"),
+    ("metainf/placement/plan.py", "import metainf.coordinator.store", "layers"),
 ])
 def test_a_violation_breaks_a_contract(module, line, contract):
     done = _lint("--inject", f"{module}:{line}")
@@ -51,8 +54,9 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("folder, forbidden", [
     ("coordinator", ("metainf.worker",)),
-    ("selector", ("metainf.worker", "metainf.coordinator")),
-    ("worker", ("metainf.coordinator", "metainf.selector")),
+    ("selector", ("metainf.worker", "metainf.coordinator", "metainf.placement")),
+    ("worker", ("metainf.coordinator", "metainf.selector", "metainf.placement")),
+    ("placement", ("metainf.worker", "metainf.coordinator", "metainf.selector", "metainf.cli")),
 ])
 def test_no_module_of_a_package_imports_a_forbidden_one(folder, forbidden):
     bad = [(str(p.relative_to(ROOT)), name) for p in (ROOT / folder).rglob("*.py")
@@ -70,4 +74,5 @@ def test_a_worker_process_loads_nothing_of_the_coordinator():
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout.splitlines()[-1])
     assert "metainf.worker.agent" in loaded
-    assert [m for m in loaded if m.startswith(("metainf.coordinator", "metainf.selector"))] == []
+    assert [m for m in loaded if m.startswith(("metainf.coordinator", "metainf.selector",
+                                               "metainf.placement"))] == []

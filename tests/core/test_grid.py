@@ -87,3 +87,9 @@ def test_file_datasets_are_sampled_into_the_grid(tmp_path):
 def test_missing_grid_file():
     with pytest.raises(GridError, match="not found"):
         load_grid_file("/nonexistent/grid.yaml")
+
+
+def test_a_planning_only_catalog_model_is_refused_naming_models():
+    with pytest.raises(GridError, match=r"^models: 'bloom-176b' is in the catalog for "
+                                        r"place-and-route planning only"):
+        validate_grid(grid(models=["llama-tiny", "bloom-176b"]))

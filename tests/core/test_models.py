@@ -115,3 +115,15 @@ def test_every_catalog_model_summarises(tmp_path):
         assert summary["num_attention_heads"] % summary["num_kv_heads"] == 0
         assert summary["head_dim"] * summary["num_attention_heads"] == summary["hidden_size"]
         json.dumps(summary)
+
+
+def test_bloom_176b_is_in_the_catalog_for_planning_only():
+    from metainf.models import catalog_entry, planning_only
+
+    assert "bloom-176b" in known_models()
+    assert planning_only("bloom-176b")
+    assert not any(planning_only(name) for name in TINY + REAL)
+    assert not planning_only("no-such-model")
+    summary = config_summary(catalog_entry("bloom-176b"))
+    assert (summary["family"], summary["num_layers"], summary["hidden_size"]) == ("bloom", 70,
+                                                                                 14336)

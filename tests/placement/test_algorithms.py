@@ -7,15 +7,15 @@ import itertools
 import numpy as np
 import pytest
 
-from placement import registry
-from placement.base import timed_plan
-from placement.errors import PlacementError
-from placement.fleet import fleet_from_dict
-from placement.greedy import conservative_blocks
-from placement.perf import covers_in_order, request_time
-from placement.petals import choose_best_start, petals_blocks
-from placement.routing import shortest_route
-from placement.synthetic import random_fleet, scaled_anchor
+from metainf.placement import registry
+from metainf.placement.base import timed_plan
+from metainf.placement.errors import PlacementError
+from metainf.placement.fleet import fleet_from_dict
+from metainf.placement.greedy import conservative_blocks
+from metainf.placement.perf import covers_in_order, request_time
+from metainf.placement.petals import choose_best_start, petals_blocks
+from metainf.placement.routing import shortest_route
+from metainf.placement.synthetic import random_fleet, scaled_anchor
 
 FAST = ["petals", "greedy", "online"]
 
@@ -69,7 +69,7 @@ def _brute_force(fleet, client, starts, ends):
             continue
         for j, b in itertools.product(range(fleet.num_servers), range(at + 1, L + 1)):
             if starts[j] <= at and b <= ends[j]:
-                from placement.perf import Hop
+                from metainf.placement.perf import Hop
                 cost = best[at] + request_time(fleet, client, (Hop(j, at, b),))
                 best[b] = min(best.get(b, np.inf), cost)
     return best[L]

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from placement_fleets import ANCHOR, toy_dict
 
-from placement.cli_entry import format_table, place, place_simulate, simulate_fleet
-from placement.errors import FleetError, PlacementError
-from placement.fleet import fleet_from_dict, load_fleet
+from metainf.placement.cli_entry import format_table, place, place_simulate, simulate_fleet
+from metainf.placement.errors import FleetError, PlacementError
+from metainf.placement.fleet import fleet_from_dict, load_fleet
 
 CONTRACT = ("algorithm", "mean_s_per_token", "p50_s_per_token", "p99_s_per_token",
             "throughput_tok_s", "plan_s")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from placement_fleets import ANCHOR
 
-from placement.errors import FleetError
-from placement.fleet import fleet_from_dict, load_fleet
-from placement.shapes import load_shape
+from metainf.placement.errors import FleetError
+from metainf.placement.fleet import fleet_from_dict, load_fleet
+from metainf.placement.shapes import load_shape
 
 
 def test_anchor_resolves_to_the_issue_numbers():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from placement.perf import Hop
-from placement.pipeline import Pipeline
+from metainf.placement.perf import Hop
+from metainf.placement.pipeline import Pipeline
 
 pytest.importorskip("torch")
 

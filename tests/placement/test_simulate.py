@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from placement import registry
-from placement.fleet import fleet_from_dict
-from placement.perf import Hop, cache_need, request_time
-from placement.plan import Plan, StaticRouter
-from placement.simulate import arrivals, simulate
-from placement.synthetic import fleet_dict, random_fleet
+from metainf.placement import registry
+from metainf.placement.fleet import fleet_from_dict
+from metainf.placement.perf import Hop, cache_need, request_time
+from metainf.placement.plan import Plan, StaticRouter
+from metainf.placement.simulate import arrivals, simulate
+from metainf.placement.synthetic import fleet_dict, random_fleet
 
 
 @pytest.mark.parametrize("name", ["petals", "greedy", "online"])
