@@ -34,6 +34,10 @@ NOT_SEARCH_CONFIG = ("n_jobs", "cache_dir", "cache")
 class TaskMethodSelector(BaseEstimator):
     """Base of all selectors: fit on (X, C, M), predict a cost for every method."""
 
+    predicts_level = False
+    """Whether predict_cost estimates the cost itself (a level budgets can use), not only
+    a score that orders the methods."""
+
     def fit(self, X: np.ndarray, C: np.ndarray, M: np.ndarray | None = None):
         """Learn from task features X [n, d], costs C [n, m] and method features M [m, e]."""
         raise NotImplementedError
@@ -79,6 +83,8 @@ class PairwiseRegressorSelector(TaskMethodSelector):
     one fit answers for all its smaller values) and ``_make_preprocessor`` (a transformer
     of pair rows fitted on the training rows).
     """
+
+    predicts_level = True
 
     def _make_estimator(self, **params):
         """A fresh, unfitted regressor with this selector's hyper-parameters (``params`` win)."""

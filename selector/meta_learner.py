@@ -40,7 +40,7 @@ from metainf.selector.base import (
 )
 from metainf.selector.baselines.scores import column_mean, normalised_cost
 from metainf.selector.regimes import GroupSignature
-from metainf.selector.search import n_groups
+from metainf.selector.search import n_groups, task_splits
 from metainf.selector.snapping import NearestValueSnapper
 
 DEFAULT_PARAM_GRID: dict[str, tuple] = {
@@ -63,6 +63,9 @@ DEPARTURE_VARIANTS: tuple[dict[str, float], ...] = (
 """How far the ranking head may depart from the prior, most conservative first (the
 search's ties go to the first): ``alpha`` weighs a predicted departure, ``delta`` (log
 cost: 0.03 is 3 %) is shrunk off it first."""
+
+INTERVAL_COVERAGE = 0.8
+"""Nominal coverage of the interval every prediction carries."""
 
 NO_SEARCH_DEPARTURE = {"alpha": 1.0, "delta": 0.0}
 """The departure without a search: the ranking head's prediction in full."""
@@ -100,6 +103,15 @@ def prior_log_scores(C: np.ndarray) -> np.ndarray:
 def shrink(departure: np.ndarray, delta: float) -> np.ndarray:
     """Soft threshold: a departure smaller than delta is none, a larger one loses delta."""
     return np.sign(departure) * np.maximum(np.abs(departure) - delta, 0.0)
+
+
+def conformal_quantile(errors: np.ndarray, coverage: float) -> float:
+    """The split-conformal quantile of held-out absolute errors for a nominal coverage
+    (the ceil((n + 1) coverage) / n empirical quantile, capped at the largest error)."""
+    errors = np.asarray(errors, dtype=float)
+    n = errors.size
+    level = min(1.0, np.ceil((n + 1) * coverage) / n)
+    return float(np.quantile(errors, level, method="higher"))
 
 
 class PriorDeparture:
@@ -150,7 +162,8 @@ class MetaInfSelector(PairwiseRegressorSelector):
                  min_child_weight: float = 1.0, seed: int = 0, n_jobs: int | None = 1,
                  relative: bool = True, search: bool = True,
                  param_grid: Mapping[str, Sequence[Any]] | None = None, cv: int = 3,
-                 cache: bool = True, cache_dir: str | None = None, prior: bool = True):
+                 cache: bool = True, cache_dir: str | None = None, prior: bool = True,
+                 calibrate: bool = True):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -166,6 +179,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.cache = cache
         self.cache_dir = cache_dir
         self.prior = prior
+        self.calibrate = calibrate
 
     # -- hooks of the pairwise base ------------------------------------------------------
 
@@ -241,6 +255,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.search_scores_: list[dict[str, Any]] = []
         self.inner_folds_ = {"n": 0, "grouped": False}
         self.seen_params_: dict[str, Any] = {}
+        self.ranking_error_ = 0.0
         if self.relative:
             target = PriorDeparture(C) if self.prior else relative_log_cost
             if X.shape[0] >= 2 and self._param_grid():
@@ -250,6 +265,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
                 outcome = self._search(X, C, Mf, relative_log_cost, groups=groups, **search)
                 self.best_params_ = dict(outcome["params"])
                 self.search_scores_ = list(outcome["scores"])
+                self.ranking_error_ = float(outcome.get("error_q90", 0.0))
                 self.inner_folds_ = {"n": outcome.get("n_inner_folds", 0),
                                      "grouped": bool(outcome.get("grouped", False))}
                 seen = unseen = dict(outcome["variant"])
@@ -270,6 +286,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
                                   or {"alpha": 1.0, "delta": by_task["error_q90"]})
                     seen = dict(NO_SEARCH_DEPARTURE)
                     self.seen_params_ = dict(by_task["params"])
+                    self.ranking_error_ = float(by_task.get("error_q90", 0.0))
                     regime = GroupSignature.fit(X, groups)
             ranker = self._fit_pairs(X, C, Mf, target, snapper, self.best_params_)
             if regime is not None:
@@ -281,7 +298,61 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.estimator_ = TwoHeadRegressor(level, ranker, snapper, Mf, prior, unseen, seen,
                                            regime, seen_ranker)
         self.n_methods_ = C.shape[1]
+        if self.calibrate:
+            self.estimator_.half_width = {**self._calibrate(X, C, M, groups, seen, unseen),
+                                          "ranking": self.ranking_error_}
         return self
+
+    def _calibrate(self, X, C, M, groups, seen, unseen) -> dict[str, float]:
+        """Half-widths (log cost) of the nominal-coverage interval, per regime: split
+        conformal on held-out errors, whole groups held out for ``unseen``, tasks for
+        ``seen``. With fewer than two groups nothing measures a new group's error; it
+        gets the spread of the training tasks' log cost about each method's mean, the
+        interval of a model that knows nothing of the task."""
+        L = log_cost(C)
+        ok = np.isfinite(L)
+        params = {**self.get_params(deep=False), **self.best_params_, "search": False,
+                  "calibrate": False, "cache": False}
+        out = {}
+        folds = {"seen": (task_splits(len(X), self.cv, self.seed) if len(X) >= 2 else [], seen),
+                 "unseen": (task_splits(len(X), self.cv, self.seed, groups)
+                            if n_groups(groups) >= 2 else [], unseen)}
+        for regime, (splits, variant) in folds.items():
+            errors = []
+            for train, val in splits:
+                if not np.isfinite(C[train]).any() or not ok[val].any():
+                    continue
+                inner = MetaInfSelector(**params).fit(X[train], C[train], M)
+                inner.estimator_.variant = inner.estimator_.variant_seen = dict(variant)
+                pred = inner.predict_log_cost(X[val], M)
+                errors.append(np.abs(L[val] - pred)[ok[val]])
+            errors = np.concatenate(errors) if errors else np.zeros(0)
+            out[regime] = conformal_quantile(errors, INTERVAL_COVERAGE) if errors.size else None
+        if out["unseen"] is None:
+            with np.errstate(invalid="ignore"):
+                spread = np.abs(L - np.nanmean(L, axis=0, keepdims=True))[ok]
+            out["unseen"] = conformal_quantile(spread, INTERVAL_COVERAGE) if spread.size else 0.0
+        if out["seen"] is None:
+            out["seen"] = out["unseen"]
+        return {k: float(v) for k, v in out.items()}
+
+    def interval_half_width(self, X) -> np.ndarray:
+        """Per task, the half-width (log cost) of its nominal 80 % interval."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.interval_half_width(np.asarray(X, dtype=float))
+
+    def ranking_error(self) -> float:
+        """The ranking head's 90th-percentile held-out error (log cost; 0 uncalibrated)."""
+        check_is_fitted(self, "estimator_")
+        return float(self.estimator_.half_width.get("ranking", 0.0))
+
+    def predict_interval(self, X, M=None) -> tuple[np.ndarray, np.ndarray]:
+        """The nominal 80 % interval [n_tasks, n_methods] of each predicted cost (low, high)."""
+        check_is_fitted(self, "estimator_")
+        X = np.asarray(X, dtype=float)
+        centre = self.predict_log_cost(X, M)
+        half = self.interval_half_width(X)[:, None]
+        return np.exp(centre - half), np.exp(centre + half)
 
     def predict_log_cost(self, X, M=None) -> np.ndarray:
         """Predicted log cost [n_tasks, n_methods]: ranking head plus the task's level."""
@@ -349,6 +420,7 @@ class TwoHeadRegressor:
         self.variant_seen = dict(variant_seen or self.variant)
         self.regime = regime
         self.seen_ranker = seen_ranker
+        self.half_width: dict[str, float] = {}
         self._method_index = {r.tobytes(): j for j, r in enumerate(self.method_features)}
 
     def _ranking(self, snapped: np.ndarray, method_prior: np.ndarray,
@@ -363,6 +435,13 @@ class TwoHeadRegressor:
         alpha = np.where(seen, self.variant_seen["alpha"], self.variant["alpha"])
         delta = np.where(seen, self.variant_seen["delta"], self.variant["delta"])
         return method_prior + alpha * shrink(pred, delta)
+
+    def interval_half_width(self, X: np.ndarray) -> np.ndarray:
+        """Per task, the half-width (log cost) of its interval: its regime's (NaN when the
+        model was not calibrated)."""
+        if not self.half_width:
+            return np.full(len(X), np.nan)
+        return np.where(self.seen(X), self.half_width["seen"], self.half_width["unseen"])
 
     def seen(self, X: np.ndarray) -> np.ndarray:
         """Whether each task resembles a training group (all, without a regime)."""
@@ -442,7 +521,9 @@ class TwoHeadRegressor:
                  method_features=self.method_features, prior=prior,
                  variant=np.array([self.variant["alpha"], self.variant["delta"]]),
                  variant_seen=np.array([self.variant_seen["alpha"],
-                                        self.variant_seen["delta"]]), **regime)
+                                        self.variant_seen["delta"]]),
+                 half_width=np.array([self.half_width.get(k, np.nan)
+                                      for k in ("seen", "unseen", "ranking")]), **regime)
         return files + [STATE_FILE]
 
     @classmethod
@@ -468,10 +549,15 @@ class TwoHeadRegressor:
             alpha, delta = state["variant"]
             seen_alpha, seen_delta = state["variant_seen"]
             regime = GroupSignature.from_arrays(state)
-        return cls(level, ranker, snapper, method_features, prior,
-                   {"alpha": float(alpha), "delta": float(delta)},
-                   {"alpha": float(seen_alpha), "delta": float(seen_delta)}, regime,
-                   seen_ranker if regime is not None else None)
+            half = state["half_width"]
+        heads = cls(level, ranker, snapper, method_features, prior,
+                    {"alpha": float(alpha), "delta": float(delta)},
+                    {"alpha": float(seen_alpha), "delta": float(seen_delta)}, regime,
+                    seen_ranker if regime is not None else None)
+        if np.isfinite(half).all():
+            heads.half_width = dict(zip(("seen", "unseen", "ranking"), map(float, half),
+                                        strict=True))
+        return heads
 
 
 def _predict(estimator, rows: np.ndarray) -> np.ndarray:

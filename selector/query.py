@@ -92,7 +92,12 @@ class SelectQuery:
     budget: float | None = None
     objective: str = "runtime"
     unseen: str = "anchored"
+    risk: str = "upper"
 
+
+RISKS = ("upper", "expected")
+"""How a budget reads a predicted cost: at the upper end of its 80 % interval (a
+candidate is within budget only when it is very likely to be), or the point estimate."""
 
 UNSEEN_MODES = ("anchored", "model")
 """How unseen hardware is scored: `anchored` ranks methods as on the nearest known
@@ -393,6 +398,9 @@ def check_query(query: SelectQuery) -> None:
     if query.objective not in OBJECTIVES:
         raise SelectionError("objective", f"unknown objective {query.objective!r}; use one of "
                                           f"{', '.join(OBJECTIVES)}")
+    if query.risk not in RISKS:
+        raise SelectionError("risk", f"unknown risk {query.risk!r}; use one of "
+                                     f"{', '.join(RISKS)}")
     if query.unseen not in UNSEEN_MODES:
         raise SelectionError("unseen", f"unknown mode {query.unseen!r}; use one of "
                                        f"{', '.join(UNSEEN_MODES)}")

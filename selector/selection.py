@@ -32,6 +32,14 @@ from metainf.selector.query import (
     resolve_model,
     resolve_workload,
 )
+from metainf.selector.trust import (
+    OOD_WIDEN,
+    Z80,
+    AxisDistance,
+    axis_threshold,
+    confidence,
+    nearest,
+)
 
 
 @dataclass(frozen=True)
@@ -45,12 +53,15 @@ class Candidate:
     feasible: bool
     reason: str = ""
     count: int = 1
+    interval: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN cost becomes null; `count` only where more than one)."""
         out = {"method": self.method, "hardware": self.hardware,
                "predicted": _json_num(self.predicted), "cost": _json_num(self.cost),
-               "feasible": self.feasible, "reason": self.reason}
+               "feasible": self.feasible, "reason": self.reason,
+               "interval": ([_json_num(v) for v in self.interval] if self.interval
+                            else None)}
         if self.count > 1:
             out["count"] = self.count
         return out
@@ -76,11 +87,17 @@ class Selection:
     budget: float | None = None
     message: str = ""
     memory_margin: float | None = None
+    confidence: float | None = None
+    out_of_distribution: bool = False
+    ood_axes: list[str] = field(default_factory=list)
+    distances: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The `select --json` object of DESIGN.md's output contract."""
         return {"method": self.method, "hardware": self.hardware, "feasible": self.feasible,
-                "model_version": self.model_version,
+                "model_version": self.model_version, "confidence": self.confidence,
+                "out_of_distribution": self.out_of_distribution,
+                "ood_axes": list(self.ood_axes), "distances": list(self.distances),
                 "candidates": [c.to_dict() for c in self.candidates],
                 "nearest_known_hardware": dict(self.nearest_known_hardware),
                 "metric": self.metric, "lower_is_better": self.lower_is_better,
@@ -178,6 +195,16 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
             own[mine] = anchor[theirs] + shift
     pred_cost = np.exp(own)
     predicted = pred_cost if model.minimize else 1.0 / pred_cost
+    # How far to trust it: out-of-distribution axes, an interval per candidate.
+    axes = _distances(model, w_entity, m_entity, options)
+    ood_option = np.array([any(d.out_of_distribution for d in axes[i]) for i in
+                           range(len(options))])
+    half_opt = model.selector.interval_half_width(X[:len(options)])
+    half_opt = np.where(ood_option, OOD_WIDEN * half_opt, half_opt)
+    pair_opt = np.array([i for i, _ in pairs])
+    half = half_opt[pair_opt]
+    cost_lo, cost_hi = np.exp(own - half), np.exp(own + half)
+    calibrated = bool(np.isfinite(half).all())
 
     prices = np.array([np.nan if options[i].price is None else options[i].price
                        for i, _ in pairs], dtype=float)
@@ -187,7 +214,10 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
         unpriced = sorted({options[i].label for i, _ in pairs if options[i].price is None})
         raise SelectionError("hardware", f"no price known for {unpriced}: give "
                                          "price_per_hour to compare against the budget")
-    within = np.ones(len(pairs), dtype=bool) if budget is None else money <= budget
+    # Within budget at the upper end of the interval unless the caller takes the risk.
+    money_hi = prices * cost_hi / 3600.0 if calibrated else money
+    at_risk = money_hi if query.risk == "upper" else money
+    within = np.ones(len(pairs), dtype=bool) if budget is None else at_risk <= budget
     # Memory fit: weights + KV cache of the workload against memory x count less the margin.
     margin = margin_of(model).margin
     fit = candidate_fits(model, model_memory_of(model, query.model.strip(),
@@ -199,7 +229,9 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
     for j in range(len(pairs)):
         parts = [] if fits[j] else [fit[j].reason()]
         if not within[j]:
-            parts.append(f"over budget: cost {money[j]:.4g} > budget {budget:g}")
+            upper = f" (upper end of its interval {at_risk[j]:.4g})" if (
+                query.risk == "upper" and calibrated) else ""
+            parts.append(f"over budget: cost {money[j]:.4g}{upper} > budget {budget:g}")
         reasons.append("; ".join(parts))
     if query.objective == "cost":
         if np.isnan(money).all():
@@ -208,10 +240,14 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
     else:
         key = pred_cost
     order = np.lexsort((key, ~fits, ~feasible))
+    metric_lo, metric_hi = ((cost_lo, cost_hi) if model.minimize
+                            else (1.0 / cost_hi, 1.0 / cost_lo))
     candidates = [Candidate(method=pairs[j][1], hardware=options[pairs[j][0]].label,
                             predicted=float(predicted[j]), cost=float(money[j]),
                             feasible=bool(feasible[j]), reason=reasons[j],
-                            count=options[pairs[j][0]].count) for j in order]
+                            count=options[pairs[j][0]].count,
+                            interval=((float(metric_lo[j]), float(metric_hi[j]))
+                                      if calibrated else None)) for j in order]
     unit = model.metric
     too_big = sorted({options[i].label for k, (i, _) in enumerate(pairs) if not fits[k]})
     note = (f"; {', '.join(too_big)}: too little memory" if too_big else "")
@@ -238,8 +274,60 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
                    f"workload; the roomiest, {options[pairs[roomiest][0]].label}, "
                    f"{fit[roomiest].reason()}")
     nearest = {o.label: o.nearest for o in options if o.nearest}
+    conf = None
+    if calibrated and best.method:
+        chosen = order[0] if feasible.any() else j
+        eligible = feasible if feasible.any() else fits
+        key_log = np.log(np.where(np.isfinite(key), key, np.inf))
+        conf = confidence(key_log, half / Z80,
+                          model.selector.ranking_error() / Z80,
+                          pair_opt, int(chosen), eligible)
+    chosen_axes = axes[pairs[order[0]][0]] if best.method else [d for a in axes for d in a]
+    ood_axes = sorted({d.axis for d in chosen_axes if d.out_of_distribution})
+    if ood_axes:
+        message += (f"; out of distribution on {', '.join(ood_axes)}: "
+                    + ", ".join(f"nearest known {d.axis} {d.nearest!r} at {d.distance:.3g} "
+                                f"(threshold {d.threshold:.3g})"
+                                for d in chosen_axes if d.out_of_distribution))
     return Selection(method=best.method, hardware=best.hardware, feasible=ok,
                      model_version=model.version, candidates=candidates,
                      nearest_known_hardware=nearest, metric=model.metric,
                      lower_is_better=model.minimize, objective=query.objective,
-                     budget=budget, message=message, memory_margin=margin)
+                     budget=budget, message=message, memory_margin=margin,
+                     confidence=conf, out_of_distribution=bool(ood_axes), ood_axes=ood_axes,
+                     distances=[d.to_dict() for d in chosen_axes])
+
+
+def _known_vectors(model: TrainedModel, axis: str) -> tuple[list[str], np.ndarray, float]:
+    """The features of every known entity of an axis, and its out-of-distribution
+    threshold (cached on the loaded model)."""
+    cache = model.cache.setdefault("known_vectors", {})
+    if axis not in cache:
+        entities = list(model.known[axis].values())
+        encoder = model.featurizer.encoders_[axis]
+        vectors = encoder.transform(entities, model.featurizer.embedder_)
+        cache[axis] = ([e.label for e in entities], vectors, axis_threshold(vectors))
+    return cache[axis]
+
+
+def _distances(model: TrainedModel, workload, model_entity, options) -> list[list[AxisDistance]]:
+    """Per hardware option, the distance of the query to what training saw, per axis."""
+    encoders = model.featurizer.encoders_
+    shared = []
+    for axis, entity in (("workload", workload), ("model", model_entity)):
+        if entity is None or axis not in encoders or not model.known.get(axis):
+            continue
+        names, known, threshold = _known_vectors(model, axis)
+        i, d = nearest(encoders[axis].transform([entity], model.featurizer.embedder_)[0],
+                       known)
+        shared.append(AxisDistance(axis, names[i], d, threshold))
+    out = []
+    for opt in options:
+        own = list(shared)
+        if opt.entity is not None and "hardware" in encoders and model.known.get("hardware"):
+            names, known, threshold = _known_vectors(model, "hardware")
+            vec = encoders["hardware"].transform([opt.entity], model.featurizer.embedder_)[0]
+            i, d = nearest(vec, known)
+            own.append(AxisDistance("hardware", names[i], d, threshold))
+        out.append(own)
+    return out

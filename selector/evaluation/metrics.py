@@ -28,7 +28,11 @@ Beside the strict figures, never instead of them:
 - accuracy_available, regret_available, infeasible_pick_rate (available candidates):
   the selection is made among every method measured on the task's hardware for any
   task (``available``), not only those measured for the task; a pick not measured for
-  the task is an infeasible pick, a miss scored at the task's worst measured cost.
+  the task is an infeasible pick, a miss scored at the task's worst measured cost;
+- level_mdape: median over tasks of |predicted - true| / true cost of the selected
+  method, for selectors whose prediction is a cost (regressors; NaN for rankings);
+- coverage_80: share of the held-out measured costs inside the selector's nominal 80 %
+  interval (NaN for selectors without intervals).
 """
 
 from __future__ import annotations
@@ -47,14 +51,15 @@ TIE_TOLERANCE = 0.01
 
 METRIC_COLUMNS = ("accuracy", "f1_macro", "accel_ratio", "mean_rank", "regret", "closed_gap",
                   "predict_ms", "accuracy_noise", "regret_noise", "accuracy_available",
-                  "regret_available", "infeasible_pick_rate")
+                  "regret_available", "infeasible_pick_rate", "level_mdape", "coverage_80")
 """The selector metrics, in the order reports show them: strict first."""
 
 HIGHER_IS_BETTER = {"accuracy": True, "f1_macro": True, "accel_ratio": True,
                     "mean_rank": False, "regret": False, "closed_gap": True,
                     "predict_ms": False, "accuracy_noise": True, "regret_noise": False,
                     "accuracy_available": True, "regret_available": False,
-                    "infeasible_pick_rate": False}
+                    "infeasible_pick_rate": False, "level_mdape": False,
+                    "coverage_80": True}
 """Direction of each metric."""
 
 
@@ -79,13 +84,14 @@ def sbs_choice(C: np.ndarray, sbs_scores: np.ndarray) -> np.ndarray:
 def task_outcomes(C, pred, methods: Sequence[str], *, sbs_scores=None,
                   restrict_to_candidates: bool = True, tol: float = TIE_TOLERANCE,
                   predict_ms: float = float("nan"), cobest=None,
-                  available=None) -> pd.DataFrame:
+                  available=None, level: bool = False, interval=None) -> pd.DataFrame:
     """One row per test task: what was selected, what was best, and the per-task metrics.
 
     ``C`` is the true cost [n, m] (NaN = unmeasured), ``pred`` the predicted cost [n, m],
     ``sbs_scores`` Global Best's training scores [m] (needed for closed_gap), ``cobest``
     the noise-aware co-best methods [n, m] (None: the strict truth) and ``available``
-    the methods measured on each task's hardware [n, m] (None: the task's candidates).
+    the methods measured on each task's hardware [n, m] (None: the task's candidates);
+    ``level`` says ``pred`` is a cost estimate, ``interval`` is its (low, high) [n, m].
     """
     C = as_cost_table(C)
     pred = np.asarray(pred, dtype=float)
@@ -140,6 +146,11 @@ def task_outcomes(C, pred, methods: Sequence[str], *, sbs_scores=None,
             "hit_available": bool(measured_av and sel_av in near_best),
             "regret_available": cost_av / best_cost,
             "infeasible_pick": bool(sel_av >= 0 and not measured_av),
+            "level_ape": (abs(prow[sel] - row[sel]) / row[sel]
+                          if level and measured and np.isfinite(prow[sel]) else np.nan),
+            "n_covered": (int(((interval[0][i] <= row) & (row <= interval[1][i]))[cand].sum())
+                          if interval is not None else 0),
+            "n_interval": int(cand.size) if interval is not None else 0,
         })
     return pd.DataFrame(rows)
 
@@ -194,6 +205,11 @@ def summarise(outcomes: pd.DataFrame, fold_col: str | None = None) -> dict:
                            ("infeasible_pick_rate", "infeasible_pick")):
         result[column] = (float(scored[source].astype(float).mean()) if source in scored
                           else float("nan"))
+    ape = scored["level_ape"].astype(float) if "level_ape" in scored else pd.Series([])
+    result["level_mdape"] = float(ape.median()) if ape.notna().any() else float("nan")
+    n_interval = scored["n_interval"].sum() if "n_interval" in scored else 0
+    result["coverage_80"] = (float(scored["n_covered"].sum() / n_interval) if n_interval
+                             else float("nan"))
     return result
 
 
@@ -212,5 +228,7 @@ def oracle_outcomes(outcomes: pd.DataFrame) -> pd.DataFrame:
         o[column] = o["n_candidates"] > 0
     o["regret_noise"] = o["regret_available"] = o["regret"]
     o["infeasible_pick"] = False
+    o["level_ape"] = 0.0
+    o["n_covered"] = o["n_interval"] = 0
     o["selected_available"] = o["true_best"]
     return o

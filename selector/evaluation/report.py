@@ -133,7 +133,8 @@ def worst_folds(fold_metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 DIGEST_COLUMNS = ("accuracy", "regret", "accuracy_noise", "regret_noise",
-                  "accuracy_available", "infeasible_pick_rate", "closed_gap")
+                  "accuracy_available", "infeasible_pick_rate", "closed_gap", "level_mdape",
+                  "coverage_80")
 """Columns of the digest `metainf evaluate` prints: strict first, then noise-aware and
 available candidates."""
 

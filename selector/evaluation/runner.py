@@ -111,11 +111,14 @@ def run_job(job: Job, data: FoldData, seed: int = 0,
         t0 = time.perf_counter()
         pred = selector.predict_cost(data.X_test, data.M)
         predict_ms = (time.perf_counter() - t0) * 1000.0 / max(len(data.X_test), 1)
+        interval = (selector.predict_interval(data.X_test, data.M)
+                    if hasattr(selector, "predict_interval") else None)
         out = task_outcomes(data.C_test, pred, data.methods,
                             sbs_scores=global_scores(data.C_train),
                             restrict_to_candidates=restrict_to_candidates,
                             predict_ms=predict_ms, cobest=data.cobest_test,
-                            available=data.available_test)
+                            available=data.available_test, level=selector.predicts_level,
+                            interval=interval)
         out["task"] = data.test_idx
         return JobResult(job, _tag(out, job), fit_s, predict_ms)
     except Exception as exc:  # a failed job is a result (errors as data), not a crash

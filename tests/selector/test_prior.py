@@ -84,7 +84,7 @@ def test_a_method_no_training_task_measured_is_chosen_last():
 def test_repetitions_that_cannot_tell_methods_apart_make_them_co_best():
     rows = []
     rng = np.random.default_rng(0)
-    for rep in range(5):
+    for _rep in range(5):
         rows += [  # task A: m0 and m1 overlap within noise, m2 is 30 % slower
             {"model": "a", "hardware": "h", "workload": "w", "batch_size": 1, "method": "m0",
              "runtime_s": 1.00 + 0.05 * rng.standard_normal()},

@@ -34,6 +34,9 @@ class CountingEstimator:
         self.rows += len(X)
         return self.estimator.predict(X)
 
+    def __getattr__(self, name):  # everything but predict is the real estimator's
+        return getattr(self.estimator, name)
+
 
 def ask(model, text: str = "", name: str = "A100-80GB"):
     hw = HardwareOption(text=text) if text else HardwareOption(name=name)

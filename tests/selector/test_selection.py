@@ -79,11 +79,15 @@ def test_named_methods_restrict_candidates(model):
 
 def test_json_contract(model):
     out = ask(model, HardwareOption(text="NVIDIA H200 141GB HBM3e")).to_dict()
-    for key in ("method", "hardware", "feasible", "model_version", "candidates"):
+    for key in ("method", "hardware", "feasible", "model_version", "candidates", "confidence",
+                "out_of_distribution", "ood_axes"):
         assert key in out
     assert set(out["candidates"][0]) == {"method", "hardware", "predicted", "cost", "feasible",
-                                         "reason"}
+                                         "reason", "interval"}
     assert out["candidates"][0]["reason"] == "" and out["memory_margin"] == 0.1
+    low, high = out["candidates"][0]["interval"]
+    assert low < out["candidates"][0]["predicted"] < high
+    assert 0.0 <= out["confidence"] <= 1.0
 
 
 @pytest.mark.parametrize("kw, field", [
