@@ -34,6 +34,8 @@ def group_of(method: str) -> str | None:
     """The limit group of a full RPC method name (None: not limited)."""
     if method.startswith("/metainf.v1.Selector/"):
         return "select"
+    if method.startswith("/metainf.v1.Placement/"):
+        return "client"
     if method.startswith("/metainf.v1.Coordinator/"):
         return "worker" if method.rsplit("/", 1)[-1] in WORKER_METHODS else "client"
     return None

@@ -1,4 +1,5 @@
-"""The coordinator's gRPC server: Coordinator and Selector services, health, reflection."""
+"""The coordinator's gRPC server: Coordinator, Selector and Placement services, health,
+reflection."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +23,13 @@ from metainf.coordinator.farm_metrics import FarmMetrics, MetricsInterceptor
 from metainf.coordinator.limits import ConcurrencyLimitInterceptor, Limits
 from metainf.coordinator.scheduler import SchedulerConfig
 from metainf.coordinator.service import CoordinatorServicer
+from metainf.coordinator.status import worker_state
 from metainf.coordinator.store import Store
 from metainf.v1 import farm_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = ("metainf.v1.Coordinator", "metainf.v1.Selector")
+SERVICE_NAMES = ("metainf.v1.Coordinator", "metainf.v1.Selector", "metainf.v1.Placement")
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,22 @@ def _farm_hardware(store: Store):
     return listing
 
 
+def _farm_workers(store: Store, config: SchedulerConfig):
+    """Lists the registered workers as placement sees them (profile, liveness, RTT)."""
+    from metainf.placement.farm import FarmWorker
+
+    def listing() -> list[FarmWorker]:
+        now = time.time()
+        return [FarmWorker(worker_id=w["worker_id"], name=w["name"],
+                           profile=json.loads(w["profile_json"]),
+                           alive=worker_state(w, now, config) == "alive", rtt_s=w["rtt_s"])
+                for w in store.workers()]
+    return listing
+
+
 def create_server(config: ServerConfig) -> Coordinator:
     """Build and start the server on config.host:config.port (0 = any free port)."""
+    from metainf.placement.service import PlacementServicer
     from metainf.selector.service import SelectorServicer
 
     tokens = load_tokens(config.token_file) if config.token_file else None
@@ -94,6 +111,9 @@ def create_server(config: ServerConfig) -> Coordinator:
         CoordinatorServicer(store, config.scheduler, metrics), server)
     farm_pb2_grpc.add_SelectorServicer_to_server(
         SelectorServicer(config.model_dir, farm_hardware=_farm_hardware(store)), server)
+    farm_pb2_grpc.add_PlacementServicer_to_server(
+        PlacementServicer(_farm_workers(store, config.scheduler), on_plan=store.save_plan),
+        server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:

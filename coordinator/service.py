@@ -154,14 +154,16 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                           f"worker {worker['worker_id']} belongs to another operator")
 
     def Heartbeat(self, request, context):
-        """Renew the worker's liveness and its running cell's lease."""
+        """Renew the worker's liveness, its running cell's lease and its reported RTT."""
+        if problem := _not_a_quantity("rtt_s", request.rtt_s):
+            _abort_invalid(context, problem)
         try:
             worker = self.store.worker(request.worker_id)
         except NotFound:
             return farm_pb2.HeartbeatResponse(known=False)
         self._check_owner(worker, context)
         cell = self.store.heartbeat(request.worker_id, request.cell_id, request.epoch,
-                                    self.config.lease_s)
+                                    self.config.lease_s, request.rtt_s)
         abort = False
         if request.cell_id:
             # Not its lease any more, or past the cell's hard deadline: tell it to stop.
@@ -326,5 +328,6 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                 hardware=farm_pb2.HardwareProfile(**profile),
                 price_per_hour=w["price_per_hour"],
                 state=worker_state(w, now, self.config),
-                last_heartbeat=w["last_heartbeat"], current_cell=w["current_cell"] or ""))
+                last_heartbeat=w["last_heartbeat"], current_cell=w["current_cell"] or "",
+                rtt_s=w["rtt_s"] or 0.0))
         return farm_pb2.ListWorkersResponse(workers=out)

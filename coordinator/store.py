@@ -113,6 +113,13 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (campaign_id, cell_id, repetition, replica)
 );
 CREATE INDEX IF NOT EXISTS results_by_cell ON results(cell_id);
+CREATE TABLE IF NOT EXISTS plans (
+    plan_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    model TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    result_json TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS replica_groups (
     group_id TEXT PRIMARY KEY,
     campaign_id TEXT NOT NULL REFERENCES campaigns(campaign_id),
@@ -128,6 +135,7 @@ MIGRATIONS = (
     ("cells", "group_id", "TEXT NOT NULL DEFAULT ''"),
     ("results", "accepted", "INTEGER NOT NULL DEFAULT 1"),
     ("campaigns", "template_json", "TEXT NOT NULL DEFAULT ''"),
+    ("workers", "rtt_s", "REAL"),
 )
 """Columns added since the first schema: (table, column, declaration), added in place to
 an older database on open, so that nothing stored is lost."""
@@ -470,12 +478,14 @@ class Store:
         return Lease(cell=row, epoch=row["epoch"], deadline=row["lease_deadline"])
 
     def heartbeat(self, worker_id: str, cell_id: str, epoch: int,
-                  lease_s: float) -> dict[str, Any] | None:
-        """Record a worker's sign of life and, when it runs a cell, push that lease's
-        deadline out, in one transaction; return the cell if the worker still holds it."""
+                  lease_s: float, rtt_s: float = 0.0) -> dict[str, Any] | None:
+        """Record a worker's sign of life (and its RTT to the coordinator when > 0) and, when
+        it runs a cell, push that lease's deadline out, in one transaction; return the cell
+        if the worker still holds it."""
         now = time.time()
         with self.transaction() as tx:
-            tx.execute("UPDATE workers SET last_heartbeat=? WHERE worker_id=?", (now, worker_id))
+            tx.execute("UPDATE workers SET last_heartbeat=?, rtt_s=CASE WHEN ? > 0 THEN ? "
+                       "ELSE rtt_s END WHERE worker_id=?", (now, rtt_s, rtt_s, worker_id))
             if not cell_id:
                 return None
             cur = tx.execute(
@@ -491,6 +501,26 @@ class Store:
         if not rows:
             raise NotFound(f"unknown cell_id {cell_id!r}")
         return rows[0]
+
+    # -- placement plans --------------------------------------------------------------
+
+    PLANS_KEPT = 50
+    """Plans kept for the dashboard; older ones are dropped when a new one is saved."""
+
+    def save_plan(self, result: dict[str, Any]) -> int:
+        """Store a plan made by Place (its JSON result); keep the newest PLANS_KEPT."""
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "INSERT INTO plans(created_at, model, algorithm, result_json) VALUES (?,?,?,?)",
+                (result.get("created_at", time.time()), result["model"],
+                 result["plan"]["algorithm"], json.dumps(result)))
+            tx.execute("DELETE FROM plans WHERE plan_id <= ?", (cur.lastrowid - self.PLANS_KEPT,))
+            return int(cur.lastrowid)
+
+    def latest_plan(self) -> dict[str, Any] | None:
+        """The newest plan Place made (its JSON result), or None."""
+        rows = self.query("SELECT result_json FROM plans ORDER BY plan_id DESC LIMIT 1")
+        return json.loads(rows[0]["result_json"]) if rows else None
 
     # -- results --------------------------------------------------------------------
 

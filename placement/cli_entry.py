@@ -144,12 +144,37 @@ def place_simulate(fleet_path: str | Path, algorithms: Sequence[str] | None = No
     return result
 
 
+def server_facts(fleet: Fleet) -> list[dict[str, Any]]:
+    """What a plan assumed about each server: memory (GB), τ and τᴵ (ms), estimated or not."""
+    return [{"name": name, "memory_gb": float(fleet.memory_bytes[j]) / 1e9,
+             "tau_ms": float(fleet.tau_s[j]) * 1e3,
+             "tau_prefill_ms": float(fleet.tau_prefill_s[j]) * 1e3,
+             "tau_estimated": bool(fleet.tau_estimated[j]), "region": fleet.server_regions[j]}
+            for j, name in enumerate(fleet.server_names)]
+
+
+def with_model(data: dict[str, Any], model: str) -> dict[str, Any]:
+    """A parsed fleet file placing catalog model `model` instead of the file's.
+
+    The file's model section stays whole when it names the same model; for another
+    model only how blocks are stored (weight bits, overhead, cache bytes) carries over,
+    not shape fields meant for the file's model.
+    """
+    section = data.get("model") if isinstance(data.get("model"), dict) else {}
+    if model in (section.get("catalog"), section.get("name")):
+        return data
+    kept = {k: section[k] for k in ("weight_bits", "block_overhead", "cache_bytes_per_value")
+            if k in section}
+    return {**data, "model": {"catalog": model, **kept}}
+
+
 def place(fleet: Fleet, algorithm: str = "greedy", join_orders: int | None = None
           ) -> dict[str, Any]:
     """`metainf place` / the `Place` RPC: one algorithm's plan and PETALS' side by side."""
     chosen = timed_plan(registry.get(algorithm), fleet, fleet.seed)
     out: dict[str, Any] = {"fleet": fleet.name, "model": fleet.shape.name,
-                           "blocks": fleet.num_blocks, "plan": plan_dict(fleet, chosen)}
+                           "blocks": fleet.num_blocks, "servers": server_facts(fleet),
+                           "plan": plan_dict(fleet, chosen)}
     try:
         n = join_orders or fleet.petals.join_orders
         planner = registry.get("petals")
@@ -160,7 +185,47 @@ def place(fleet: Fleet, algorithm: str = "greedy", join_orders: int | None = Non
         out["petals"]["join_orders"] = n
     except PlacementError as exc:
         out["petals"] = _failed("petals", exc)
+        out["petals"]["join_orders"] = join_orders or fleet.petals.join_orders
+    out["plan"].setdefault("status", "ok")
+    out["petals"].setdefault("status", "ok")
     return out
+
+
+def _plan_lines(entry: dict[str, Any]) -> list[str]:
+    """One plan for people: its predicted time, block ranges and routes."""
+    name = entry["algorithm"] + (f" (median of {entry['join_orders']} join orders)"
+                                 if entry.get("join_orders") else "")
+    if entry.get("status") == "failed":
+        return [f"{name}: failed: {entry.get('error')}"]
+    lines = [f"{name}: predicted {entry['predicted_s_per_token']:.4f} s/token, planned in "
+             f"{entry['plan_s']:.3f} s"]
+    ranges = ", ".join(f"{r['server']} {r['first_block']}-{r['last_block']}"
+                       for r in entry["ranges"])
+    lines.append(f"  blocks: {ranges}")
+    for route in entry["routes"]:
+        hops = " -> ".join(f"{h['server']} [{h['first_block']}-{h['last_block']}]"
+                           for h in route["hops"])
+        lines.append(f"  {route['client']}: {hops} ({route['predicted_s_per_token']:.4f} "
+                     "s/token)")
+    return lines
+
+
+def format_place(result: dict[str, Any]) -> str:
+    """The `place` result for people: the servers assumed, the plan, PETALS' beside it."""
+    lines = [f"{result['model']} ({result['blocks']} blocks) over "
+             f"{len(result['servers'])} servers"]
+    for s in result["servers"]:
+        mark = " (estimated)" if s["tau_estimated"] else ""
+        lines.append(f"  {s['name']:<16} {s['memory_gb']:>8.2f} GB  tau {s['tau_ms']:.3f} ms"
+                     f"{mark}  prefill {s['tau_prefill_ms']:.3f} ms  region {s['region']}")
+    lines += _plan_lines(result["plan"]) + _plan_lines(result["petals"])
+    plan, petals = result["plan"], result["petals"]
+    if plan.get("predicted_s_per_token") and petals.get("predicted_s_per_token"):
+        cut = 1.0 - plan["predicted_s_per_token"] / petals["predicted_s_per_token"]
+        lines.append(f"{plan['algorithm']} vs petals: predicted time per token cut by {cut:.1%}"
+                     " (negative: slower than PETALS; no queueing, see `place simulate`)")
+    lines += [f"note: {n}" for n in result.get("notes", [])]
+    return "\n".join(lines)
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -51,6 +51,7 @@ PROFILE = {"kind": "cpu", "cpu_model": "Test CPU", "cpu_cores": 1, "ram_gb": 8.0
 SELECT_WORKLOAD = {"dataset": "synthetic-shared-prefix", "num_prompts": 16,
                    "max_output_tokens": 16, "batch_size": 8}
 SELECTOR_RPCS = ("Select", "ReloadModel")
+PLACEMENT_RPCS = ("Place",)
 
 
 class Client:
@@ -63,6 +64,7 @@ class Client:
             address, options=[("grpc.max_send_message_length", -1)])
         self.coordinator = farm_pb2_grpc.CoordinatorStub(self.channel)
         self.selector = farm_pb2_grpc.SelectorStub(self.channel)
+        self.placement = farm_pb2_grpc.PlacementStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -196,6 +198,27 @@ def price(value: float) -> list[farm_pb2.HardwareOption]:
 
 def count(value: int) -> list[farm_pb2.HardwareOption]:
     return [farm_pb2.HardwareOption(name="cpu-amd-epyc-2c", count=value)]
+
+
+def place(**fields: Any) -> Build:
+    """A good PlaceRequest (llama-tiny on one inline server next to the coordinator) with
+    `fields` replaced; `servers`, `rtt` and `load` may be given as dicts."""
+    base: dict[str, Any] = {
+        "model": farm_pb2.PlaceModel(catalog="llama-tiny"),
+        "servers": [{"name": "s", "memory_gb": 1.0, "tau_ms": 1.0}],
+        "rtt": {"regions": [farm_pb2.RegionRTT(a="coordinator", b="coordinator", ms=5.0)]},
+        "load": {"sessions": 1, "l_in": 8, "l_out": 8}, "petals_join_orders": 1}
+    base.update(fields)
+
+    def build(farm):
+        out = dict(base)
+        for key, message in (("rtt", farm_pb2.PlaceRTT), ("load", farm_pb2.PlaceLoad)):
+            if isinstance(out.get(key), dict):
+                out[key] = message(**out[key])
+        out["servers"] = [farm_pb2.PlaceServer(**s) if isinstance(s, dict) else s
+                          for s in out.get("servers", [])]
+        return farm_pb2.PlaceRequest(**{k: v for k, v in out.items() if v is not None})
+    return build
 
 
 def oversized(message: type, field_name: str) -> Build:
@@ -389,6 +412,44 @@ ROWS = [
         oversized(farm_pb2.ExportResultsRequest, "campaign_id"), raw=True),
     row("ListWorkers", f"unknown-field={BIG}", TOO_BIG, "larger than max",
         oversized_unknown_field, raw=True),
+    # Heartbeat: a reported RTT must be a time.
+    row("Heartbeat", "rtt_s=NaN", INVALID, "rtt_s",
+        lambda farm: farm_pb2.HeartbeatRequest(worker_id=farm.worker_id, rtt_s=NAN)),
+    row("Heartbeat", "rtt_s=-1", INVALID, "rtt_s",
+        lambda farm: farm_pb2.HeartbeatRequest(worker_id=farm.worker_id, rtt_s=-1.0)),
+    # Place: nothing is stored; every error names the request field.
+    row("Place", "model.catalog=missing", INVALID, "model.catalog",
+        place(model=farm_pb2.PlaceModel())),
+    row("Place", "model.catalog=unknown", INVALID, "model.catalog: unknown model 'gpt-17'",
+        place(model=farm_pb2.PlaceModel(catalog="gpt-17"))),
+    row("Place", "model=does-not-fit-the-fleet's-memory", INVALID, "servers.memory_gb",
+        place(model=farm_pb2.PlaceModel(catalog="bloom-176b"),
+              servers=[{"name": "mig", "count": 2, "memory_gb": 9.5, "tau_ms": 15.0}])),
+    row("Place", "rtt.client_server_ms=wrong-shape", INVALID,
+        "rtt.client_server_ms: expected 1 rows × 2 columns",
+        place(servers=[{"name": "s", "count": 2, "memory_gb": 1.0, "tau_ms": 1.0}],
+              rtt={"client_server_ms": [farm_pb2.RTTRow(ms=[5.0])]})),
+    row("Place", "load.arrival_rate=-0.1", INVALID, "load.arrival_rate",
+        place(load={"sessions": 1, "l_in": 8, "l_out": 8, "arrival_rate": -0.1})),
+    row("Place", "clients[0].arrival_rate=-1", INVALID, "clients.0.arrival_rate",
+        place(clients=[farm_pb2.PlaceClient(name="c", arrival_rate=-1.0)])),
+    row("Place", "load=missing", INVALID, "load.sessions", place(load=None)),
+    row("Place", "load.l_out=-8", INVALID, "load.l_out",
+        place(load={"sessions": 1, "l_in": 8, "l_out": -8})),
+    row("Place", "servers[0].memory_gb=-1", INVALID, "servers.0.memory_gb",
+        place(servers=[{"name": "s", "memory_gb": -1.0, "tau_ms": 1.0}])),
+    row("Place", "servers[0].tau=nothing-to-estimate-from", INVALID, "servers.0.tau_ms",
+        place(servers=[{"name": "s", "memory_gb": 1.0}])),
+    row("Place", "algorithm=fastest", INVALID, "algorithm: unknown 'fastest'",
+        place(algorithm="fastest")),
+    row("Place", "milp_time_limit_s=500", INVALID, "milp_time_limit_s",
+        place(milp_time_limit_s=500.0)),
+    row("Place", "workers[0]=unknown", INVALID, "workers.0: unknown worker 'w-ghost'",
+        place(servers=[], workers=["w-ghost"])),
+    row("Place", "workers=all(w0-has-no-bandwidth-to-estimate-tau)", INVALID, "workers.w0",
+        place(servers=[])),
+    row("Place", f"algorithm={BIG}", TOO_BIG, "larger than max",
+        oversized(farm_pb2.PlaceRequest, "algorithm"), raw=True),
     # Selector without a trained model.
     row("Select", "model-dir=no-trained-model", "FAILED_PRECONDITION", "metainf train",
         select()),
@@ -465,13 +526,15 @@ def trained(tmp_path_factory):
 def send(client: Client, r: Row, request: Any) -> Any:
     """Call the row's RPC (collecting a stream), with a deadline."""
     if r.raw:
-        service = "Selector" if r.rpc in SELECTOR_RPCS else "Coordinator"
+        service = ("Selector" if r.rpc in SELECTOR_RPCS else
+                   "Placement" if r.rpc in PLACEMENT_RPCS else "Coordinator")
         payload = request if isinstance(request, bytes) else request.SerializeToString()
         path = f"/metainf.v1.{service}/{r.rpc}"
         if r.rpc == "ExportResults":
             return list(client.unlimited.unary_stream(path)(payload, timeout=DEADLINE_S))
         return client.unlimited.unary_unary(path)(payload, timeout=DEADLINE_S)
-    stub = client.selector if r.rpc in SELECTOR_RPCS else client.coordinator
+    stub = (client.selector if r.rpc in SELECTOR_RPCS else
+            client.placement if r.rpc in PLACEMENT_RPCS else client.coordinator)
     answer = getattr(stub, r.rpc)(request, timeout=DEADLINE_S)
     return list(answer) if r.rpc == "ExportResults" else answer
 
@@ -499,5 +562,4 @@ def test_bad_input(r: Row, request):
 def test_every_rpc_is_in_the_table():
     covered = {p.values[0].rpc for p in ROWS}
     services = farm_pb2.DESCRIPTOR.services_by_name
-    assert covered == {m.name for s in ("Coordinator", "Selector")
-                       for m in services[s].methods}
+    assert covered == {m.name for s in services.values() for m in s.methods}

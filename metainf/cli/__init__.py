@@ -14,10 +14,20 @@ import logging
 import os
 import sys
 
-from metainf.cli import campaign, coordinator, demo, evaluate, report, select, train, worker
+from metainf.cli import (
+    campaign,
+    coordinator,
+    demo,
+    evaluate,
+    place,
+    report,
+    select,
+    train,
+    worker,
+)
 from metainf.cli.common import CliError
 
-COMMANDS = (coordinator, worker, campaign, train, select, evaluate, report, demo)
+COMMANDS = (coordinator, worker, campaign, train, select, evaluate, report, place, demo)
 """Command modules in the order `metainf --help` lists them."""
 
 

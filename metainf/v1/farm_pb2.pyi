@@ -63,14 +63,16 @@ class RegisterWorkerResponse(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., hardware_class: _Optional[str] = ..., hardware_label: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("worker_id", "cell_id", "epoch")
+    __slots__ = ("worker_id", "cell_id", "epoch", "rtt_s")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     CELL_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    RTT_S_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     cell_id: str
     epoch: int
-    def __init__(self, worker_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+    rtt_s: float
+    def __init__(self, worker_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., epoch: _Optional[int] = ..., rtt_s: _Optional[float] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("known", "abort_cell")
@@ -337,7 +339,7 @@ class ListWorkersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("worker_id", "name", "hardware_class", "hardware_label", "hardware", "price_per_hour", "state", "last_heartbeat", "current_cell")
+    __slots__ = ("worker_id", "name", "hardware_class", "hardware_label", "hardware", "price_per_hour", "state", "last_heartbeat", "current_cell", "rtt_s")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
@@ -347,6 +349,7 @@ class WorkerInfo(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     CURRENT_CELL_FIELD_NUMBER: _ClassVar[int]
+    RTT_S_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     name: str
     hardware_class: str
@@ -356,7 +359,8 @@ class WorkerInfo(_message.Message):
     state: str
     last_heartbeat: float
     current_cell: str
-    def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., hardware_class: _Optional[str] = ..., hardware_label: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., price_per_hour: _Optional[float] = ..., state: _Optional[str] = ..., last_heartbeat: _Optional[float] = ..., current_cell: _Optional[str] = ...) -> None: ...
+    rtt_s: float
+    def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., hardware_class: _Optional[str] = ..., hardware_label: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., price_per_hour: _Optional[float] = ..., state: _Optional[str] = ..., last_heartbeat: _Optional[float] = ..., current_cell: _Optional[str] = ..., rtt_s: _Optional[float] = ...) -> None: ...
 
 class ListWorkersResponse(_message.Message):
     __slots__ = ("workers",)
@@ -454,3 +458,199 @@ class ReloadModelResponse(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     def __init__(self, model_version: _Optional[str] = ...) -> None: ...
+
+class PlaceModel(_message.Message):
+    __slots__ = ("catalog", "params_per_block", "weight_bits", "block_overhead", "cache_bytes_per_value")
+    CATALOG_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_PER_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_BITS_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_OVERHEAD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_BYTES_PER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    catalog: str
+    params_per_block: float
+    weight_bits: float
+    block_overhead: float
+    cache_bytes_per_value: float
+    def __init__(self, catalog: _Optional[str] = ..., params_per_block: _Optional[float] = ..., weight_bits: _Optional[float] = ..., block_overhead: _Optional[float] = ..., cache_bytes_per_value: _Optional[float] = ...) -> None: ...
+
+class PlaceServer(_message.Message):
+    __slots__ = ("name", "count", "memory_gb", "tau_ms", "tau_prefill_ms", "hardware", "bandwidth_tbs", "tflops", "region", "petals_throughput")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_GB_FIELD_NUMBER: _ClassVar[int]
+    TAU_MS_FIELD_NUMBER: _ClassVar[int]
+    TAU_PREFILL_MS_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_TBS_FIELD_NUMBER: _ClassVar[int]
+    TFLOPS_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    PETALS_THROUGHPUT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    count: int
+    memory_gb: float
+    tau_ms: float
+    tau_prefill_ms: float
+    hardware: str
+    bandwidth_tbs: float
+    tflops: float
+    region: str
+    petals_throughput: float
+    def __init__(self, name: _Optional[str] = ..., count: _Optional[int] = ..., memory_gb: _Optional[float] = ..., tau_ms: _Optional[float] = ..., tau_prefill_ms: _Optional[float] = ..., hardware: _Optional[str] = ..., bandwidth_tbs: _Optional[float] = ..., tflops: _Optional[float] = ..., region: _Optional[str] = ..., petals_throughput: _Optional[float] = ...) -> None: ...
+
+class PlaceClient(_message.Message):
+    __slots__ = ("name", "count", "region", "sessions", "arrival_rate")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    ARRIVAL_RATE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    count: int
+    region: str
+    sessions: int
+    arrival_rate: float
+    def __init__(self, name: _Optional[str] = ..., count: _Optional[int] = ..., region: _Optional[str] = ..., sessions: _Optional[int] = ..., arrival_rate: _Optional[float] = ...) -> None: ...
+
+class RegionRTT(_message.Message):
+    __slots__ = ("a", "b", "ms", "ms_max")
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    MS_FIELD_NUMBER: _ClassVar[int]
+    MS_MAX_FIELD_NUMBER: _ClassVar[int]
+    a: str
+    b: str
+    ms: float
+    ms_max: float
+    def __init__(self, a: _Optional[str] = ..., b: _Optional[str] = ..., ms: _Optional[float] = ..., ms_max: _Optional[float] = ...) -> None: ...
+
+class RTTRow(_message.Message):
+    __slots__ = ("ms",)
+    MS_FIELD_NUMBER: _ClassVar[int]
+    ms: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, ms: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class PlaceRTT(_message.Message):
+    __slots__ = ("client_server_extra_ms", "regions", "client_server_ms", "server_server_ms")
+    CLIENT_SERVER_EXTRA_MS_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SERVER_MS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_SERVER_MS_FIELD_NUMBER: _ClassVar[int]
+    client_server_extra_ms: float
+    regions: _containers.RepeatedCompositeFieldContainer[RegionRTT]
+    client_server_ms: _containers.RepeatedCompositeFieldContainer[RTTRow]
+    server_server_ms: _containers.RepeatedCompositeFieldContainer[RTTRow]
+    def __init__(self, client_server_extra_ms: _Optional[float] = ..., regions: _Optional[_Iterable[_Union[RegionRTT, _Mapping]]] = ..., client_server_ms: _Optional[_Iterable[_Union[RTTRow, _Mapping]]] = ..., server_server_ms: _Optional[_Iterable[_Union[RTTRow, _Mapping]]] = ...) -> None: ...
+
+class PlaceLoad(_message.Message):
+    __slots__ = ("sessions", "l_in", "l_out", "arrival_rate")
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    L_IN_FIELD_NUMBER: _ClassVar[int]
+    L_OUT_FIELD_NUMBER: _ClassVar[int]
+    ARRIVAL_RATE_FIELD_NUMBER: _ClassVar[int]
+    sessions: int
+    l_in: int
+    l_out: int
+    arrival_rate: float
+    def __init__(self, sessions: _Optional[int] = ..., l_in: _Optional[int] = ..., l_out: _Optional[int] = ..., arrival_rate: _Optional[float] = ...) -> None: ...
+
+class PlaceRequest(_message.Message):
+    __slots__ = ("model", "workers", "servers", "clients", "rtt", "load", "algorithm", "seed", "petals_join_orders", "milp_time_limit_s")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    RTT_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    PETALS_JOIN_ORDERS_FIELD_NUMBER: _ClassVar[int]
+    MILP_TIME_LIMIT_S_FIELD_NUMBER: _ClassVar[int]
+    model: PlaceModel
+    workers: _containers.RepeatedScalarFieldContainer[str]
+    servers: _containers.RepeatedCompositeFieldContainer[PlaceServer]
+    clients: _containers.RepeatedCompositeFieldContainer[PlaceClient]
+    rtt: PlaceRTT
+    load: PlaceLoad
+    algorithm: str
+    seed: int
+    petals_join_orders: int
+    milp_time_limit_s: float
+    def __init__(self, model: _Optional[_Union[PlaceModel, _Mapping]] = ..., workers: _Optional[_Iterable[str]] = ..., servers: _Optional[_Iterable[_Union[PlaceServer, _Mapping]]] = ..., clients: _Optional[_Iterable[_Union[PlaceClient, _Mapping]]] = ..., rtt: _Optional[_Union[PlaceRTT, _Mapping]] = ..., load: _Optional[_Union[PlaceLoad, _Mapping]] = ..., algorithm: _Optional[str] = ..., seed: _Optional[int] = ..., petals_join_orders: _Optional[int] = ..., milp_time_limit_s: _Optional[float] = ...) -> None: ...
+
+class BlockRange(_message.Message):
+    __slots__ = ("server", "first_block", "last_block")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    LAST_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    first_block: int
+    last_block: int
+    def __init__(self, server: _Optional[str] = ..., first_block: _Optional[int] = ..., last_block: _Optional[int] = ...) -> None: ...
+
+class ClientRoute(_message.Message):
+    __slots__ = ("client", "hops", "predicted_s_per_token")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    HOPS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_S_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    client: str
+    hops: _containers.RepeatedCompositeFieldContainer[BlockRange]
+    predicted_s_per_token: float
+    def __init__(self, client: _Optional[str] = ..., hops: _Optional[_Iterable[_Union[BlockRange, _Mapping]]] = ..., predicted_s_per_token: _Optional[float] = ...) -> None: ...
+
+class PlanResult(_message.Message):
+    __slots__ = ("algorithm", "status", "error", "ranges", "routes", "predicted_s_per_token", "objective_s", "plan_s", "join_orders", "info_json")
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RANGES_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_S_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_S_FIELD_NUMBER: _ClassVar[int]
+    PLAN_S_FIELD_NUMBER: _ClassVar[int]
+    JOIN_ORDERS_FIELD_NUMBER: _ClassVar[int]
+    INFO_JSON_FIELD_NUMBER: _ClassVar[int]
+    algorithm: str
+    status: str
+    error: str
+    ranges: _containers.RepeatedCompositeFieldContainer[BlockRange]
+    routes: _containers.RepeatedCompositeFieldContainer[ClientRoute]
+    predicted_s_per_token: float
+    objective_s: float
+    plan_s: float
+    join_orders: int
+    info_json: str
+    def __init__(self, algorithm: _Optional[str] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., ranges: _Optional[_Iterable[_Union[BlockRange, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[ClientRoute, _Mapping]]] = ..., predicted_s_per_token: _Optional[float] = ..., objective_s: _Optional[float] = ..., plan_s: _Optional[float] = ..., join_orders: _Optional[int] = ..., info_json: _Optional[str] = ...) -> None: ...
+
+class PlacedServer(_message.Message):
+    __slots__ = ("name", "worker_id", "memory_gb", "tau_ms", "tau_prefill_ms", "tau_estimated", "region")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_GB_FIELD_NUMBER: _ClassVar[int]
+    TAU_MS_FIELD_NUMBER: _ClassVar[int]
+    TAU_PREFILL_MS_FIELD_NUMBER: _ClassVar[int]
+    TAU_ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    worker_id: str
+    memory_gb: float
+    tau_ms: float
+    tau_prefill_ms: float
+    tau_estimated: bool
+    region: str
+    def __init__(self, name: _Optional[str] = ..., worker_id: _Optional[str] = ..., memory_gb: _Optional[float] = ..., tau_ms: _Optional[float] = ..., tau_prefill_ms: _Optional[float] = ..., tau_estimated: _Optional[bool] = ..., region: _Optional[str] = ...) -> None: ...
+
+class PlaceResponse(_message.Message):
+    __slots__ = ("model", "blocks", "servers", "plan", "petals", "notes")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    SERVERS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    PETALS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    blocks: int
+    servers: _containers.RepeatedCompositeFieldContainer[PlacedServer]
+    plan: PlanResult
+    petals: PlanResult
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., blocks: _Optional[int] = ..., servers: _Optional[_Iterable[_Union[PlacedServer, _Mapping]]] = ..., plan: _Optional[_Union[PlanResult, _Mapping]] = ..., petals: _Optional[_Union[PlanResult, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -528,3 +528,86 @@ class Selector:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class PlacementStub:
+    """Placement splits a model too large for one server by transformer blocks over a fleet
+    (the PETALS design) and routes its clients; hosted by the coordinator, which knows the
+    registered workers (their memory, hardware and RTT).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Place = channel.unary_unary(
+                '/metainf.v1.Placement/Place',
+                request_serializer=metainf_dot_v1_dot_farm__pb2.PlaceRequest.SerializeToString,
+                response_deserializer=metainf_dot_v1_dot_farm__pb2.PlaceResponse.FromString,
+                _registered_method=True)
+
+
+class PlacementServicer:
+    """Placement splits a model too large for one server by transformer blocks over a fleet
+    (the PETALS design) and routes its clients; hosted by the coordinator, which knows the
+    registered workers (their memory, hardware and RTT).
+    """
+
+    def Place(self, request, context):
+        """Plan with one algorithm and with PETALS' own rule, side by side: each server's block
+        range, each client's route and the predicted time per token (no queueing).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_PlacementServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Place': grpc.unary_unary_rpc_method_handler(
+                    servicer.Place,
+                    request_deserializer=metainf_dot_v1_dot_farm__pb2.PlaceRequest.FromString,
+                    response_serializer=metainf_dot_v1_dot_farm__pb2.PlaceResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'metainf.v1.Placement', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('metainf.v1.Placement', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Placement:
+    """Placement splits a model too large for one server by transformer blocks over a fleet
+    (the PETALS design) and routes its clients; hosted by the coordinator, which knows the
+    registered workers (their memory, hardware and RTT).
+    """
+
+    @staticmethod
+    def Place(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/metainf.v1.Placement/Place',
+            metainf_dot_v1_dot_farm__pb2.PlaceRequest.SerializeToString,
+            metainf_dot_v1_dot_farm__pb2.PlaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

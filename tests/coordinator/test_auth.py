@@ -13,7 +13,7 @@ from farm_reports import report_for
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from metainf.client import TokenFileError, channel
-from metainf.coordinator.auth import load_tokens
+from metainf.coordinator.auth import METHOD_ROLES, load_tokens
 from metainf.coordinator.server import ServerConfig, create_server
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 
@@ -87,6 +87,33 @@ def test_roles_limit_what_each_caller_may_do(secured):
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert stub(address, files["client"]).ListWorkers(farm_pb2.ListWorkersRequest(),
                                                       timeout=10) is not None
+
+
+def test_every_rpc_needs_a_token_with_a_role():
+    # A method missing from METHOD_ROLES would be served without any token.
+    rpcs = {f"/{s.full_name}/{m.name}" for s in farm_pb2.DESCRIPTOR.services_by_name.values()
+            for m in s.methods}
+    assert rpcs == set(METHOD_ROLES)
+
+
+def test_place_is_for_clients_and_admins(secured):
+    address, files = secured
+    request = farm_pb2.PlaceRequest(
+        model=farm_pb2.PlaceModel(catalog="llama-tiny"),
+        servers=[farm_pb2.PlaceServer(name="s", memory_gb=1.0, tau_ms=1.0)],
+        rtt=farm_pb2.PlaceRTT(regions=[farm_pb2.RegionRTT(a="coordinator", b="coordinator",
+                                                          ms=5.0)]),
+        load=farm_pb2.PlaceLoad(sessions=1, l_in=8, l_out=8), petals_join_orders=1)
+    for role, code in (("worker_a", grpc.StatusCode.PERMISSION_DENIED),
+                       (None, grpc.StatusCode.UNAUTHENTICATED)):
+        with pytest.raises(grpc.RpcError) as info:
+            farm_pb2_grpc.PlacementStub(channel(address, files.get(role))).Place(request,
+                                                                                 timeout=30)
+        assert info.value.code() == code
+    for role in ("client", "admin"):
+        answer = farm_pb2_grpc.PlacementStub(channel(address, str(files[role]))).Place(
+            request, timeout=30)
+        assert answer.plan.status == "ok" and answer.blocks == 4
 
 
 def test_a_worker_cannot_act_for_another_operators_worker(secured):

@@ -78,7 +78,8 @@ def _types(method: str):
 def test_doc_requests_run_in_order(secured):
     env: dict[str, str] = {}
     metadata = (("authorization", f"Bearer {TOKEN}"),)
-    outcomes = {}
+    outcomes: dict[str, str] = {}
+    places = []
     for method, body in doc_calls(DOC.read_text()):
         if body is None:
             continue
@@ -93,7 +94,7 @@ def test_doc_requests_run_in_order(secured):
         try:
             answer = call(request, metadata=metadata, timeout=30)
             answer = list(answer) if streaming else answer
-            outcomes[method] = "OK"
+            outcomes.setdefault(method, "OK")  # a method called twice keeps a failure
         except grpc.RpcError as exc:
             outcomes[method] = exc.code().name
             continue
@@ -108,8 +109,17 @@ def test_doc_requests_run_in_order(secured):
             assert answer.stored == 1 and not answer.flagged
         elif method.endswith("/ExportResults"):
             assert answer[0].rows and answer[0].meta_json
+        elif method.endswith("/Place"):
+            assert answer.plan.status == answer.petals.status == "ok"
+            assert answer.plan.routes[0].hops[-1].last_block == answer.blocks
+            places.append(answer)
     # without a trained model the selector says how to train one; everything else works
     assert outcomes.pop("metainf.v1.Selector/ReloadModel") == "FAILED_PRECONDITION"
     assert outcomes.pop("metainf.v1.Selector/Select") == "FAILED_PRECONDITION"
     assert set(outcomes.values()) == {"OK"}, outcomes
+    # the registered worker's plan (its reported RTT, tau estimated), then the anchor's
+    assert [p.model for p in places] == ["llama-tiny", "bloom-176b"]
+    assert places[0].servers[0].tau_estimated and places[0].servers[0].name == "by-hand"
+    assert [(h.server, h.first_block, h.last_block) for h in places[1].plan.routes[0].hops] == [
+        ("a100-2", 1, 59), ("mig-3", 60, 63), ("mig-7", 64, 70)]  # as the doc shows
     assert len(outcomes) >= 9
