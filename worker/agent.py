@@ -16,6 +16,7 @@ from metainf.v1 import farm_pb2, farm_pb2_grpc
 from metainf.worker.engine_host import EngineHost
 from metainf.worker.engines.base import EngineOptions
 from metainf.worker.hardware import probe
+from metainf.worker.rtt import measure_rtt
 from metainf.worker.runner import Cell
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ class WorkerAgent:
         self.config = config
         self.profile = probe(list(config.cpus) or None)
         self.options = engine_options(self.profile, config.cpus)
-        self.stub = farm_pb2_grpc.CoordinatorStub(channel(config.coordinator, config.token_file))
+        self.channel = channel(config.coordinator, config.token_file)
+        self.stub = farm_pb2_grpc.CoordinatorStub(self.channel)
         self.host = EngineHost(config.engine, self.options)
         self.worker_id = ""
         self.heartbeat_s = 10.0
@@ -92,13 +94,18 @@ class WorkerAgent:
         self.worker_id, self.heartbeat_s = resp.worker_id, resp.heartbeat_interval_s
         log.info("registered as %s, hardware class %s", self.worker_id, resp.hardware_label)
 
+    def heartbeat(self, cell_id: str = "", epoch: int = 0) -> farm_pb2.HeartbeatResponse:
+        """One heartbeat for the running cell (if any), with the RTT to the coordinator
+        measured just before it (for placement)."""
+        return self.stub.Heartbeat(farm_pb2.HeartbeatRequest(
+            worker_id=self.worker_id, cell_id=cell_id, epoch=epoch,
+            rtt_s=measure_rtt(self.channel)), timeout=DEFAULT_DEADLINE_S)
+
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             cell_id, epoch = self._current or ("", 0)
             try:
-                resp = self.stub.Heartbeat(farm_pb2.HeartbeatRequest(
-                    worker_id=self.worker_id, cell_id=cell_id, epoch=epoch),
-                    timeout=DEFAULT_DEADLINE_S)
+                resp = self.heartbeat(cell_id, epoch)
             except grpc.RpcError as exc:
                 log.warning("heartbeat failed: %s", exc.code().name)
                 continue
