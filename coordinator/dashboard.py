@@ -1,4 +1,5 @@
-"""A read-only HTTP dashboard of the farm (workers, campaigns, failures, Select) plus /metrics."""
+"""A read-only HTTP dashboard of the farm (workers, campaigns, failures, Select, the latest
+placement plan) plus /metrics."""
 
 from __future__ import annotations
 
@@ -138,6 +139,42 @@ def _select_section(metrics: FarmMetrics) -> str:
                    "calls in the p50/p99 window"], rows, "select", "")
 
 
+def _plan_line(entry: dict[str, Any]) -> str:
+    """One plan's headline: its algorithm, predicted time per token, or why it failed."""
+    name = entry.get("algorithm", "?")
+    if entry.get("join_orders"):
+        name += f" (median of {entry['join_orders']} join orders)"
+    if entry.get("status") == "failed":
+        return f"{_e(name)}: failed: {_e(entry.get('error'))}"
+    predicted = entry.get("predicted_s_per_token") or 0.0
+    return f"{_e(name)}: {predicted:.4f} s/token predicted"
+
+
+def _plan_section(plan: dict[str, Any] | None, now: float) -> str:
+    """The latest plan Place made: servers and their blocks, routes, PETALS' beside it."""
+    if not plan:
+        return ('<p class="muted" id="plan">No plan yet: <code>metainf place --coordinator '
+                'HOST:PORT --model NAME</code> makes one.</p>')
+    chosen, petals = plan.get("plan", {}), plan.get("petals", {})
+    held = {r["server"]: f"{r['first_block']}-{r['last_block']}"
+            for r in chosen.get("ranges", [])}
+    rows = [[_e(s["name"]), _e(f"{s['memory_gb']:.1f} GB"),
+             _e(f"{s['tau_ms']:.3f} ms" + (" (estimated)" if s.get("tau_estimated") else "")),
+             _e(held.get(s["name"], "-"))] for s in plan.get("servers", [])]
+    routes = "".join(
+        f"<li>{_e(r['client'])}: "
+        + " &rarr; ".join(f"{_e(h['server'])} [{h['first_block']}-{h['last_block']}]"
+                          for h in r["hops"])
+        + f" ({r['predicted_s_per_token']:.4f} s/token)</li>" for r in chosen.get("routes", []))
+    age = _age(now - plan["created_at"]) if plan.get("created_at") else ""
+    return (f'<div id="plan"><p>{_e(plan.get("model"))} ({_e(plan.get("blocks"))} blocks) '
+            f'over {len(plan.get("servers", []))} servers, planned {_e(age)}.<br>'
+            f"{_plan_line(chosen)}; {_plan_line(petals)}.</p>"
+            + _table(["server", "memory", "time per block per token", "blocks held"], rows,
+                     "plan-servers", "No servers.")
+            + (f"<ul>{routes}</ul>" if routes else "") + "</div>")
+
+
 def render_page(store: Store, metrics: FarmMetrics, scheduler: SchedulerConfig,
                 now: float | None = None) -> str:
     """The dashboard page: server-rendered HTML that reloads itself every REFRESH_S seconds."""
@@ -169,6 +206,8 @@ Workers: {_e(fleet)}. Cells: {_e(queue)}.</p>
 {_failures_section(failures)}
 <h2>Select traffic</h2>
 {_select_section(metrics)}
+<h2>Latest placement plan</h2>
+{_plan_section(store.latest_plan(), now)}
 <p class="muted">Prometheus metrics: <code>/metrics</code>. Health: <code>/healthz</code>.</p>
 </body></html>
 """

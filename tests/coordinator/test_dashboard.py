@@ -116,3 +116,27 @@ def test_two_dashboards_side_by_side(coordinator):
     finally:
         first.dashboard.stop()
         second.dashboard.stop()
+
+
+def test_page_shows_the_latest_placement_plan_escaped(coordinator, farm):
+    from metainf.client import channel
+    from metainf.v1 import farm_pb2, farm_pb2_grpc
+
+    _, body, _ = fetch(farm.url("/"))
+    assert "No plan yet" in body
+    request = farm_pb2.PlaceRequest(
+        model=farm_pb2.PlaceModel(catalog="llama-tiny"),
+        servers=[farm_pb2.PlaceServer(name="gpu<a>", memory_gb=1.0, tau_ms=2.0),
+                 farm_pb2.PlaceServer(name="gpu-b", memory_gb=1.0, tau_ms=1.0)],
+        rtt=farm_pb2.PlaceRTT(regions=[farm_pb2.RegionRTT(a="coordinator", b="coordinator",
+                                                          ms=5.0)]),
+        load=farm_pb2.PlaceLoad(sessions=1, l_in=8, l_out=8), petals_join_orders=3)
+    with channel(f"127.0.0.1:{coordinator.port}") as ch:
+        answer = farm_pb2_grpc.PlacementStub(ch).Place(request, timeout=30)
+    _, body, _ = fetch(farm.url("/"))
+    assert "No plan yet" not in body and 'id="plan-servers"' in body
+    assert "gpu&lt;a&gt;" in body and "gpu<a>" not in body
+    assert f"greedy: {answer.plan.predicted_s_per_token:.4f} s/token predicted" in body
+    assert "petals (median of 3 join orders)" in body
+    hop = answer.plan.routes[0].hops[0]
+    assert f"[{hop.first_block}-{hop.last_block}]" in body
