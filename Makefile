@@ -43,7 +43,7 @@ test-fast: setup
 # ruff, then the layout's import contracts (pyproject.toml [tool.importlinter]).
 lint: setup
 	$(VENV)/bin/ruff check coordinator worker selector metainf scripts tests
-	$(PY) scripts/lint_imports.py
+	$(VENV)/bin/lint-imports
 
 protos: setup
 	$(PY) scripts/gen_protos.py

@@ -1,14 +1,14 @@
-"""Check the import graph against the layout contracts of pyproject.toml (import-linter).
+"""Check the import graph against the layout contracts of pyproject.toml, on a copy.
 
-The packages live in top-level folders that setuptools maps into one namespace
-(`metainf.coordinator` -> `coordinator/`), which import-linter cannot see from the
-repository root: this builds the installed shape of `metainf` as a tree of hard links
-in a temporary folder and runs `lint-imports` there. Usage:
+`lint-imports` checks the repository itself (`make lint`; the links
+`metainf/coordinator` -> `../coordinator` and its peers let it walk the namespace that
+setuptools maps from top-level folders). This script lays the installed shape of
+`metainf` out as a tree of hard links in a temporary folder and runs `lint-imports`
+there, so that a test can inject a violation without touching the repository. Usage:
 
     python scripts/lint_imports.py [--inject MODULE_FILE:LINE]
 
-`--inject` appends a line to one module of the tree (never to the repository), to show
-that a violation fails the check.
+`--inject` appends a line to one module of the tree (never to the repository).
 """
 
 from __future__ import annotations
