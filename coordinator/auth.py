@@ -1,8 +1,9 @@
 """Tokens with roles: a server interceptor that authenticates and authorises every RPC.
 
 A token file holds one token per line: ``TOKEN ROLE OPERATOR`` (``#`` starts a comment).
-Roles: ``worker`` (register, heartbeat, lease, report), ``client`` (select, place, status,
-export, list workers), ``admin`` (everything, campaigns and model reload included).
+Roles: ``worker`` (register, heartbeat, lease, report results and block timings),
+``client`` (select, place, status, export, list workers), ``admin`` (everything,
+campaigns and model reload included).
 Health and reflection never need a token. Tokens are compared in constant time and
 never logged.
 """
@@ -26,6 +27,7 @@ METHOD_ROLES: dict[str, tuple[str, ...]] = {
     "/metainf.v1.Coordinator/Heartbeat": ("worker", "admin"),
     "/metainf.v1.Coordinator/LeaseCell": ("worker", "admin"),
     "/metainf.v1.Coordinator/ReportResult": ("worker", "admin"),
+    "/metainf.v1.Coordinator/ReportBlockTiming": ("worker", "admin"),
     "/metainf.v1.Coordinator/SubmitCampaign": ("admin",),
     "/metainf.v1.Coordinator/GetCampaignStatus": ("client", "admin"),
     "/metainf.v1.Coordinator/ExportResults": ("client", "admin"),

@@ -13,7 +13,8 @@ import grpc
 
 from metainf.coordinator.handlers import rewrap
 
-WORKER_METHODS = ("RegisterWorker", "Heartbeat", "LeaseCell", "ReportResult")
+WORKER_METHODS = ("RegisterWorker", "Heartbeat", "LeaseCell", "ReportResult",
+                  "ReportBlockTiming")
 
 
 @dataclass(frozen=True)

@@ -79,16 +79,37 @@ def _farm_hardware(store: Store):
 
 
 def _farm_workers(store: Store, config: SchedulerConfig):
-    """Lists the registered workers as placement sees them (profile, liveness, RTT)."""
+    """Lists the registered workers as placement sees them: profile, liveness, RTT, and
+    their hardware class's block timing of the model being placed."""
     from metainf.placement.farm import FarmWorker
 
-    def listing() -> list[FarmWorker]:
+    def listing(model: str) -> list[FarmWorker]:
         now = time.time()
-        return [FarmWorker(worker_id=w["worker_id"], name=w["name"],
-                           profile=json.loads(w["profile_json"]),
-                           alive=worker_state(w, now, config) == "alive", rtt_s=w["rtt_s"])
-                for w in store.workers()]
+        out = []
+        for w in store.workers():
+            timing = store.block_timing(w["class_id"], model) if model else None
+            out.append(FarmWorker(
+                worker_id=w["worker_id"], name=w["name"], profile=json.loads(w["profile_json"]),
+                alive=worker_state(w, now, config) == "alive", rtt_s=w["rtt_s"],
+                tau_s=timing["tau_s"] if timing else None,
+                tau_prefill_s=timing["tau_prefill_s"] if timing else None,
+                timing_l_in=timing["l_in"] if timing else 0))
+        return out
     return listing
+
+
+def _record_plan(store: Store):
+    """Keeps each plan for the dashboard, and queues a block timing of the model for the
+    hardware class of every registered worker whose tau had to be estimated."""
+    def record(result: dict) -> None:
+        store.save_plan(result)
+        for server in result["servers"]:
+            if server.get("worker_id") and server["tau_estimated"]:
+                class_id = store.worker(server["worker_id"])["class_id"]
+                if store.request_block_timing(class_id, result["model"]):
+                    log.info("queued a block timing of %s for hardware class %s",
+                             result["model"], class_id)
+    return record
 
 
 def create_server(config: ServerConfig) -> Coordinator:
@@ -112,7 +133,7 @@ def create_server(config: ServerConfig) -> Coordinator:
     farm_pb2_grpc.add_SelectorServicer_to_server(
         SelectorServicer(config.model_dir, farm_hardware=_farm_hardware(store)), server)
     farm_pb2_grpc.add_PlacementServicer_to_server(
-        PlacementServicer(_farm_workers(store, config.scheduler), on_plan=store.save_plan),
+        PlacementServicer(_farm_workers(store, config.scheduler), on_plan=_record_plan(store)),
         server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

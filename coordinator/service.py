@@ -26,6 +26,8 @@ from metainf.v1 import farm_pb2, farm_pb2_grpc
 log = logging.getLogger(__name__)
 
 EXPORT_CHUNK_ROWS = 500
+BLOCK_TIMING_TIMEOUT_S = 900.0
+"""Deadline of a block-timing cell; past it the timing may be leased to another worker."""
 MAX_NAME_LEN = 200
 PROFILE_NUMBERS = ("accelerator_count", "accelerator_memory_gb", "power_limit_w", "cpu_cores",
                    "ram_gb", "cpu_clock_ghz", "memory_bandwidth_gbs")
@@ -180,6 +182,14 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                           f"implausible results; an operator must investigate")
         self.store.touch_worker(request.worker_id, request.warm_engine_key)
         self.metrics.lease_expired(self.store.expire_leases(time.time()))
+        timing = self.store.lease_block_timing(request.worker_id, worker["class_id"],
+                                               BLOCK_TIMING_TIMEOUT_S)
+        if timing is not None:
+            log.info("leased block timing %s (%s) to %s", timing["timing_id"], timing["model"],
+                     worker["name"])
+            return farm_pb2.LeaseCellResponse(block_timing=farm_pb2.BlockTimingSpec(
+                timing_id=timing["timing_id"], model=timing["model"], l_in=timing["l_in"],
+                repeats=timing["repeats"], timeout_s=BLOCK_TIMING_TIMEOUT_S))
         lease = next_lease(self.store, worker, request.warm_engine_key, self.config)
         if lease is None:
             return farm_pb2.LeaseCellResponse(retry_after_s=self.config.idle_retry_s)
@@ -257,6 +267,37 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                 self.store.cell(request.cell_id)["status"] == "pending":
             self.metrics.retried()
         return farm_pb2.ReportResultResponse(stored=stored)
+
+    def ReportBlockTiming(self, request, context):
+        """Store a leased block timing (kept apart from P: it feeds Place only)."""
+        _require(context, request, "worker_id", "timing_id")
+        if request.status not in ("done", "failed"):
+            _abort_invalid(context, "status: must be done or failed")
+        if request.status == "done":
+            for name in ("tau_s", "tau_prefill_s"):
+                value = getattr(request, name)
+                if not math.isfinite(value) or value <= 0:
+                    _abort_invalid(context, f"{name}: must be a finite number > 0 for a done "
+                                            f"timing, got {value}")
+        for name in ("device", "dtype", "torch_version"):
+            if len(getattr(request, name)) > MAX_NAME_LEN:
+                _abort_invalid(context, f"{name}: at most {MAX_NAME_LEN} characters")
+        self._own_worker(request.worker_id, context)
+        timing = {"tau_s": request.tau_s if request.status == "done" else None,
+                  "tau_prefill_s": request.tau_prefill_s if request.status == "done" else None,
+                  "device": request.device, "dtype": request.dtype,
+                  "torch_version": request.torch_version, "error": request.error}
+        try:
+            stored = self.store.record_block_timing(request.timing_id, request.worker_id,
+                                                    request.status, timing)
+        except NotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"timing_id: {exc}")
+        except NotHolder as exc:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        log.info("block timing %s reported %s by %s: tau %.3g s, prefill %.3g s",
+                 request.timing_id, request.status, request.worker_id, request.tau_s,
+                 request.tau_prefill_s)
+        return farm_pb2.ReportBlockTimingResponse(stored=stored)
 
     def _flag(self, request, reason: str, context) -> farm_pb2.ReportResultResponse:
         """Keep an implausible result out of P and queue its cell for another worker."""

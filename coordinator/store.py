@@ -113,6 +113,26 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (campaign_id, cell_id, repetition, replica)
 );
 CREATE INDEX IF NOT EXISTS results_by_cell ON results(cell_id);
+CREATE TABLE IF NOT EXISTS block_timings (
+    timing_id TEXT PRIMARY KEY,
+    class_id TEXT NOT NULL REFERENCES hardware_classes(class_id),
+    model TEXT NOT NULL,
+    l_in INTEGER NOT NULL,
+    repeats INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    worker_id TEXT,
+    lease_deadline REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    tau_s REAL,
+    tau_prefill_s REAL,
+    device TEXT NOT NULL DEFAULT '',
+    dtype TEXT NOT NULL DEFAULT '',
+    torch_version TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    requested_at REAL NOT NULL,
+    finished_at REAL,
+    UNIQUE (class_id, model)
+);
 CREATE TABLE IF NOT EXISTS plans (
     plan_id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at REAL NOT NULL,
@@ -503,6 +523,71 @@ class Store:
         return rows[0]
 
     # -- placement plans --------------------------------------------------------------
+
+    BLOCK_TIMING_ATTEMPTS = 2
+    """Leases of a block timing before it is left failed (a worker that vanished twice)."""
+
+    def request_block_timing(self, class_id: str, model: str, l_in: int = 128,
+                             repeats: int = 10) -> bool:
+        """Queue a block timing of `model` for a hardware class, unless it has one already
+        (pending, running, done or failed); True when queued."""
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "INSERT OR IGNORE INTO block_timings(timing_id, class_id, model, l_in, repeats, "
+                "requested_at) VALUES (?,?,?,?,?,?)",
+                (new_id("t"), class_id, model, l_in, repeats, time.time()))
+            return cur.rowcount == 1
+
+    def lease_block_timing(self, worker_id: str, class_id: str, lease_s: float
+                           ) -> dict[str, Any] | None:
+        """Lease the class's oldest pending block timing (or one whose lease expired) to the
+        worker; None when there is none."""
+        now = time.time()
+        with self.transaction() as tx:
+            tx.execute("UPDATE block_timings SET status='failed', error='lease expired after "
+                       "every attempt' WHERE status='leased' AND lease_deadline < ? AND "
+                       "attempts >= ?", (now, self.BLOCK_TIMING_ATTEMPTS))
+            row = tx.execute(
+                "SELECT timing_id FROM block_timings WHERE class_id=? AND (status='pending' OR "
+                "(status='leased' AND lease_deadline < ?)) ORDER BY requested_at LIMIT 1",
+                (class_id, now)).fetchone()
+            if row is None:
+                return None
+            tx.execute("UPDATE block_timings SET status='leased', worker_id=?, lease_deadline=?, "
+                       "attempts=attempts+1 WHERE timing_id=?",
+                       (worker_id, now + lease_s, row["timing_id"]))
+            return dict(tx.execute("SELECT * FROM block_timings WHERE timing_id=?",
+                                   (row["timing_id"],)).fetchone())
+
+    def record_block_timing(self, timing_id: str, worker_id: str, status: str,
+                            timing: dict[str, Any]) -> bool:
+        """Store a leased block timing's outcome; False for a repeated report of it.
+
+        NotFound for an unknown timing, NotHolder when it is leased to another worker.
+        """
+        with self.transaction() as tx:
+            row = tx.execute("SELECT * FROM block_timings WHERE timing_id=?",
+                             (timing_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"unknown timing_id {timing_id!r}")
+            if row["worker_id"] != worker_id:
+                raise NotHolder(f"block timing {timing_id} is not leased to worker {worker_id}")
+            if row["status"] in ("done", "failed"):
+                return False
+            tx.execute(
+                "UPDATE block_timings SET status=?, tau_s=?, tau_prefill_s=?, device=?, dtype=?, "
+                "torch_version=?, error=?, finished_at=? WHERE timing_id=?",
+                (status, timing.get("tau_s"), timing.get("tau_prefill_s"),
+                 timing.get("device", ""), timing.get("dtype", ""),
+                 timing.get("torch_version", ""), timing.get("error", ""), time.time(),
+                 timing_id))
+            return True
+
+    def block_timing(self, class_id: str, model: str) -> dict[str, Any] | None:
+        """The hardware class's done block timing of `model`, or None."""
+        rows = self.query("SELECT * FROM block_timings WHERE class_id=? AND model=? AND "
+                          "status='done'", (class_id, model))
+        return rows[0] if rows else None
 
     PLANS_KEPT = 50
     """Plans kept for the dashboard; older ones are dropped when a new one is saved."""

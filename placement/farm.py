@@ -6,9 +6,10 @@ are added, as servers described by their hardware profile:
 
 - memory: the accelerators' (memory x count) on a GPU worker, its RAM share on a CPU
   worker (the profile's GiB, converted to GB);
-- τ: from a block timing where one was measured, else estimated from the hardware
-  catalog (bandwidth and peak of the accelerator, or the CPU's measured bandwidth and
-  peak from its clock and ISA) and marked estimated;
+- τ: from the block timing of the worker's hardware class where one was measured (and
+  the request stores blocks as it ran them: the catalog shape at 16 bits), else
+  estimated from the hardware catalog (bandwidth and peak of the accelerator, or the
+  CPU's measured bandwidth and peak from its clock and ISA) and marked estimated;
 - RTT: each worker sits in its own region ``worker:NAME``; its reported RTT to the
   coordinator is its RTT to region ``coordinator`` (where clients and inline servers
   without a region are), and two workers are the sum of theirs apart (via the
@@ -20,6 +21,7 @@ Errors name the request's fields: ``servers.K`` of the fleet dict becomes
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +55,9 @@ class FarmWorker:
     tau_s: float | None = None
     """Measured decode time per block per token, where a block timing exists."""
     tau_prefill_s: float | None = None
-    """Measured prefill time per block, where a block timing exists."""
+    """Measured prefill time per block of `timing_l_in` tokens, where a timing exists."""
+    timing_l_in: int = 0
+    """Tokens of the measured prefill."""
 
     @property
     def region(self) -> str:
@@ -89,13 +93,17 @@ def pick_workers(requested: list[str], farm: list[FarmWorker], inline: int
 def _unique_names(workers: list[FarmWorker]) -> list[FarmWorker]:
     """The workers, renamed name@id where two share a name (server names must be unique)."""
     names = [w.name for w in workers]
-    return [w if names.count(w.name) == 1 else FarmWorker(
-        w.worker_id, f"{w.name}@{w.worker_id}", w.profile, w.alive, w.rtt_s, w.tau_s,
-        w.tau_prefill_s) for w in workers]
+    return [w if names.count(w.name) == 1 else dataclasses.replace(
+        w, name=f"{w.name}@{w.worker_id}") for w in workers]
 
 
-def worker_server(w: FarmWorker) -> dict[str, Any]:
-    """A worker as a fleet-file server: memory, τ (measured) or the facts to estimate it."""
+def worker_server(w: FarmWorker, l_in: int, measured_ok: bool = True) -> dict[str, Any]:
+    """A worker as a fleet-file server: memory, τ (measured) or the facts to estimate it.
+
+    A measured τ is used when `measured_ok` (the request stores blocks as the timing ran
+    them: the catalog's shape at 16 bits); the prefill of `l_in` tokens scales the timed
+    prefill by tokens, never below one decode step.
+    """
     p = w.profile
     facts = facts_from_profile(p)
     if p.get("kind") == "gpu":
@@ -106,16 +114,17 @@ def worker_server(w: FarmWorker) -> dict[str, Any]:
     if memory_gb <= 0:
         raise FleetError(f"workers.{w.name}", "its profile gives no memory to place blocks in")
     server: dict[str, Any] = {"name": w.name, "memory_gb": memory_gb, "region": w.region}
-    if w.tau_s:
+    measured = bool(w.tau_s) and measured_ok
+    if measured:
         server["tau_ms"] = w.tau_s * 1e3
-        if w.tau_prefill_s:
-            server["tau_prefill_ms"] = w.tau_prefill_s * 1e3
+        if w.tau_prefill_s and w.timing_l_in:
+            server["tau_prefill_ms"] = max(w.tau_s, w.tau_prefill_s * l_in / w.timing_l_in) * 1e3
     if facts.bandwidth_tbs:
         server["bandwidth_tbs"] = facts.bandwidth_tbs
         tflops = facts.bf16_tflops or facts.fp16_tflops
         if tflops:
             server["tflops"] = tflops
-    elif not w.tau_s:
+    elif not measured:
         what = p.get("accelerator") or p.get("cpu_model") or "its hardware"
         raise FleetError(f"workers.{w.name}",
                          f"no block timing and no memory bandwidth known for {what} to "
@@ -179,7 +188,10 @@ def request_fleet(request: Any, farm: list[FarmWorker]) -> tuple[dict[str, Any],
         raise FleetError("petals_join_orders", f"must be between 0 and {MAX_JOIN_ORDERS} "
                                                f"(got {request.petals_join_orders})")
     workers = _unique_names(pick_workers(list(request.workers), farm, len(request.servers)))
-    servers = [worker_server(w) for w in workers]
+    m = request.model
+    as_timed = not m.HasField("params_per_block") and (
+        not m.HasField("weight_bits") or m.weight_bits == 16)
+    servers = [worker_server(w, request.load.l_in, as_timed) for w in workers]
     for s in request.servers:
         servers.append({"name": s.name, **_nonzero(s, SERVER_FIELDS),
                         "region": s.region or COORDINATOR_REGION})

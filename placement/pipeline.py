@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from metainf.blocks import measure, torch_block
+
 from .perf import Hop
 from .shapes import ModelShape, load_shape
 
@@ -33,69 +35,14 @@ HEADER = struct.Struct("<iiii")
 
 
 def _torch_blocks(shape: ModelShape, seed: int) -> list[Any]:
-    """The model's decoder blocks (pre-norm attention + gated MLP), seeded random weights."""
-    import torch
-    from torch import nn
-
-    class Block(nn.Module):
-        """One Llama-style decoder block with a KV cache per session (no rotary: timing only)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            d, kv = shape.d_model, shape.kv_dim
-            self.heads, self.kv_heads = shape.n_heads, shape.n_kv_heads
-            self.q, self.k = nn.Linear(d, d, bias=False), nn.Linear(d, kv, bias=False)
-            self.v, self.o = nn.Linear(d, kv, bias=False), nn.Linear(d, d, bias=False)
-            self.up = nn.Linear(d, shape.intermediate, bias=False)
-            self.gate = nn.Linear(d, shape.intermediate, bias=False)
-            self.down = nn.Linear(shape.intermediate, d, bias=False)
-            self.n1, self.n2 = nn.RMSNorm(d), nn.RMSNorm(d)
-
-        def forward(self, x: torch.Tensor, cache: list[torch.Tensor] | None):
-            """x: [tokens, d]; cache: [K, V] of earlier tokens or None."""
-            t, d = x.shape
-            hd = d // self.heads
-            h = self.n1(x)
-            q = self.q(h).view(t, self.heads, hd).transpose(0, 1)
-            k = self.k(h).view(t, self.kv_heads, hd).transpose(0, 1)
-            v = self.v(h).view(t, self.kv_heads, hd).transpose(0, 1)
-            if cache is not None:
-                k, v = torch.cat([cache[0], k], 1), torch.cat([cache[1], v], 1)
-            rep = self.heads // self.kv_heads
-            kk, vv = k.repeat_interleave(rep, 0), v.repeat_interleave(rep, 0)
-            mask = cache is None and t > 1
-            a = nn.functional.scaled_dot_product_attention(q, kk, vv, is_causal=mask)
-            x = x + self.o(a.transpose(0, 1).reshape(t, d))
-            h = self.n2(x)
-            x = x + self.down(nn.functional.silu(self.gate(h)) * self.up(h))
-            return x, [k, v]
-
-    blocks = []
-    for b in range(shape.num_blocks):
-        torch.manual_seed(seed * 1000 + b)
-        blocks.append(Block().eval())
-    return blocks
+    """The model's decoder blocks (metainf.blocks' block), seeded random weights."""
+    return [torch_block(shape, seed * 1000 + b) for b in range(shape.num_blocks)]
 
 
 def _block_timing(blocks: list[Any], shape: ModelShape, l_in: int, repeats: int
                   ) -> tuple[float, float]:
     """(τ, τᴵ): median seconds of one block for a decode step and for an l_in prefill."""
-    import torch
-
-    block = blocks[0]
-    decode, prefill = [], []
-    with torch.inference_mode():
-        for _ in range(repeats):
-            x = torch.randn(l_in, shape.d_model)
-            t0 = time.perf_counter()
-            _, cache = block(x, None)
-            prefill.append(time.perf_counter() - t0)
-            y = torch.randn(1, shape.d_model)
-            for _ in range(4):
-                t0 = time.perf_counter()
-                _, cache = block(y, cache)
-                decode.append(time.perf_counter() - t0)
-    return statistics.median(decode), statistics.median(prefill)
+    return measure(blocks[0], shape.d_model, l_in, repeats)
 
 
 def _serve(model: str, seed: int, l_in: int, conn: Any) -> None:

@@ -25,8 +25,8 @@ from .fleet import fleet_from_dict
 
 log = logging.getLogger(__name__)
 
-FarmWorkers = Callable[[], list[FarmWorker]]
-"""Lists the farm's registered workers."""
+FarmWorkers = Callable[[str], list[FarmWorker]]
+"""Lists the farm's registered workers, with their block timing of the named model."""
 
 OnPlan = Callable[[dict[str, Any]], None]
 """Told of each plan made: the `place` result with `created_at` and the request's summary."""
@@ -105,6 +105,14 @@ def _notes(result: dict[str, Any], workers: list[FarmWorker], request) -> list[s
     if estimated:
         notes.append("tau estimated from the hardware catalog (no block timing) for: "
                      + ", ".join(estimated))
+    timed = [w.name for w in workers if w.tau_s]
+    used = [n for n in timed if n not in estimated]
+    if used:
+        notes.append("tau measured by a block timing of their hardware class for: "
+                     + ", ".join(used))
+    if len(used) < len(timed):
+        notes.append("block timings (16-bit, the catalog's block) not used: the request "
+                     "changes the block's size (weight_bits or params_per_block)")
     if workers and not len(request.rtt.client_server_ms):
         notes.append("workers' RTTs: their reported RTT to the coordinator (clients without "
                      "a region sit there); between two workers, the sum of theirs")
@@ -129,7 +137,8 @@ def place_request(request: farm_pb2.PlaceRequest, farm: list[FarmWorker]) -> dic
 class PlacementServicer(farm_pb2_grpc.PlacementServicer):
     """Implements metainf.v1.Placement over the coordinator's registered workers."""
 
-    def __init__(self, farm_workers: FarmWorkers = list, on_plan: OnPlan | None = None):
+    def __init__(self, farm_workers: FarmWorkers = lambda model: [],
+                 on_plan: OnPlan | None = None):
         self.farm_workers = farm_workers
         self.on_plan = on_plan
 
@@ -137,7 +146,7 @@ class PlacementServicer(farm_pb2_grpc.PlacementServicer):
         """Plan the request's algorithm and PETALS' rule; INVALID_ARGUMENT on bad input."""
         t0 = time.perf_counter()
         try:
-            result = place_request(request, self.farm_workers())
+            result = place_request(request, self.farm_workers(request.model.catalog))
         except PlacementError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         log.info("Place %s over %d servers with %s: %.4f s/token predicted (%.2f s)",

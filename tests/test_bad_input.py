@@ -200,6 +200,25 @@ def count(value: int) -> list[farm_pb2.HardwareOption]:
     return [farm_pb2.HardwareOption(name="cpu-amd-epyc-2c", count=value)]
 
 
+def block_timing(**fields: Any) -> Build:
+    """A done ReportBlockTimingRequest of worker w0 with `fields` replaced."""
+    def build(farm):
+        base = {"worker_id": farm.worker_id, "timing_id": "t-none", "status": "done",
+                "tau_s": 0.001, "tau_prefill_s": 0.01, "device": "cpu", "dtype": "bfloat16"}
+        return farm_pb2.ReportBlockTimingRequest(**{**base, **fields})
+    return build
+
+
+def timing_of_another_worker(farm) -> farm_pb2.ReportBlockTimingRequest:
+    """A report by a second worker of a block timing leased to w0."""
+    class_id = farm.store.worker(farm.worker_id)["class_id"]
+    assert farm.store.request_block_timing(class_id, "llama-tiny")
+    timing = farm.coordinator.LeaseCell(farm_pb2.LeaseCellRequest(worker_id=farm.worker_id),
+                                        timeout=DEADLINE_S).block_timing
+    return block_timing(worker_id=farm.register("w1").worker_id,
+                        timing_id=timing.timing_id)(farm)
+
+
 def place(**fields: Any) -> Build:
     """A good PlaceRequest (llama-tiny on one inline server next to the coordinator) with
     `fields` replaced; `servers`, `rtt` and `load` may be given as dicts."""
@@ -412,6 +431,23 @@ ROWS = [
         oversized(farm_pb2.ExportResultsRequest, "campaign_id"), raw=True),
     row("ListWorkers", f"unknown-field={BIG}", TOO_BIG, "larger than max",
         oversized_unknown_field, raw=True),
+    # ReportBlockTiming: nothing is stored.
+    row("ReportBlockTiming", "worker_id=missing", INVALID, "worker_id",
+        block_timing(worker_id="")),
+    row("ReportBlockTiming", "worker_id=unknown", NOT_FOUND, "worker_id",
+        block_timing(worker_id="w-ghost")),
+    row("ReportBlockTiming", "timing_id=missing", INVALID, "timing_id",
+        block_timing(timing_id="")),
+    row("ReportBlockTiming", "timing_id=unknown", NOT_FOUND, "timing_id",
+        block_timing(timing_id="t-ghost")),
+    row("ReportBlockTiming", "status=great", INVALID, "status", block_timing(status="great")),
+    row("ReportBlockTiming", "tau_s=NaN", INVALID, "tau_s", block_timing(tau_s=NAN)),
+    row("ReportBlockTiming", "tau_s=-1", INVALID, "tau_s", block_timing(tau_s=-1.0)),
+    row("ReportBlockTiming", "tau_prefill_s=0-for-done", INVALID, "tau_prefill_s",
+        block_timing(tau_prefill_s=0.0)),
+    row("ReportBlockTiming", "dtype=201chars", INVALID, "dtype", block_timing(dtype=LONG_TEXT)),
+    row("ReportBlockTiming", "timing=leased-to-another-worker", "PERMISSION_DENIED",
+        "not leased to worker", timing_of_another_worker, may_change=frozenset({"workers"})),
     # Heartbeat: a reported RTT must be a time.
     row("Heartbeat", "rtt_s=NaN", INVALID, "rtt_s",
         lambda farm: farm_pb2.HeartbeatRequest(worker_id=farm.worker_id, rtt_s=NAN)),

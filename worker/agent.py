@@ -1,4 +1,5 @@
-"""The worker agent: register, heartbeat, lease cells, run them in the engine host, report."""
+"""The worker agent: register, heartbeat, lease cells, run them in the engine host (or time
+a block for placement), report."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import grpc
 
 from metainf.client import DEFAULT_DEADLINE_S, channel
 from metainf.v1 import farm_pb2, farm_pb2_grpc
+from metainf.worker.block_timing import device_of, run_block_timing
 from metainf.worker.engine_host import EngineHost
 from metainf.worker.engines.base import EngineOptions
 from metainf.worker.hardware import probe
@@ -123,6 +125,10 @@ class WorkerAgent:
             while not self._stop.is_set():
                 resp = self._call("LeaseCell", farm_pb2.LeaseCellRequest(
                     worker_id=self.worker_id, warm_engine_key=self.host.warm_key))
+                if resp.HasField("block_timing"):
+                    self._run_block_timing(resp.block_timing)
+                    idle_since = time.monotonic()
+                    continue
                 if not resp.HasField("cell"):
                     if self.config.exit_when_idle_s and \
                             time.monotonic() - idle_since > self.config.exit_when_idle_s:
@@ -164,6 +170,19 @@ class WorkerAgent:
             log.error("report of cell %s refused: %s: %s", spec.cell_id, exc.code().name,
                       exc.details())
         self.cells_run += 1
+
+    def _run_block_timing(self, spec: farm_pb2.BlockTimingSpec) -> None:
+        """Time one block of the spec's model on this worker's device and report it."""
+        log.info("block timing %s: one block of %s, prefill %d tokens", spec.timing_id,
+                 spec.model, spec.l_in)
+        outcome = run_block_timing(spec.model, spec.l_in, spec.repeats,
+                                   device_of(self.profile), spec.timeout_s)
+        try:
+            self._call("ReportBlockTiming", farm_pb2.ReportBlockTimingRequest(
+                worker_id=self.worker_id, timing_id=spec.timing_id, **outcome))
+        except grpc.RpcError as exc:
+            log.error("report of block timing %s refused: %s: %s", spec.timing_id,
+                      exc.code().name, exc.details())
 
     def stop(self) -> None:
         """Ask the agent to stop after the current cell."""

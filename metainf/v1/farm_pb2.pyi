@@ -125,12 +125,56 @@ class CellSpec(_message.Message):
     def __init__(self, campaign_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., epoch: _Optional[int] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., continuous_batching: _Optional[bool] = ..., prefix_caching: _Optional[bool] = ..., chunked_prefill: _Optional[bool] = ..., engine_args_json: _Optional[str] = ..., workload_json: _Optional[str] = ..., batch_size: _Optional[int] = ..., repetitions: _Optional[int] = ..., replica: _Optional[int] = ..., engine_key: _Optional[str] = ..., timeout_s: _Optional[float] = ...) -> None: ...
 
 class LeaseCellResponse(_message.Message):
-    __slots__ = ("cell", "retry_after_s")
+    __slots__ = ("cell", "retry_after_s", "block_timing")
     CELL_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_S_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_TIMING_FIELD_NUMBER: _ClassVar[int]
     cell: CellSpec
     retry_after_s: float
-    def __init__(self, cell: _Optional[_Union[CellSpec, _Mapping]] = ..., retry_after_s: _Optional[float] = ...) -> None: ...
+    block_timing: BlockTimingSpec
+    def __init__(self, cell: _Optional[_Union[CellSpec, _Mapping]] = ..., retry_after_s: _Optional[float] = ..., block_timing: _Optional[_Union[BlockTimingSpec, _Mapping]] = ...) -> None: ...
+
+class BlockTimingSpec(_message.Message):
+    __slots__ = ("timing_id", "model", "l_in", "repeats", "timeout_s")
+    TIMING_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    L_IN_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    timing_id: str
+    model: str
+    l_in: int
+    repeats: int
+    timeout_s: float
+    def __init__(self, timing_id: _Optional[str] = ..., model: _Optional[str] = ..., l_in: _Optional[int] = ..., repeats: _Optional[int] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class ReportBlockTimingRequest(_message.Message):
+    __slots__ = ("worker_id", "timing_id", "status", "error", "tau_s", "tau_prefill_s", "device", "dtype", "torch_version")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMING_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    TAU_S_FIELD_NUMBER: _ClassVar[int]
+    TAU_PREFILL_S_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    TORCH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    timing_id: str
+    status: str
+    error: str
+    tau_s: float
+    tau_prefill_s: float
+    device: str
+    dtype: str
+    torch_version: str
+    def __init__(self, worker_id: _Optional[str] = ..., timing_id: _Optional[str] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., tau_s: _Optional[float] = ..., tau_prefill_s: _Optional[float] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., torch_version: _Optional[str] = ...) -> None: ...
+
+class ReportBlockTimingResponse(_message.Message):
+    __slots__ = ("stored",)
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    stored: bool
+    def __init__(self, stored: _Optional[bool] = ...) -> None: ...
 
 class RunResult(_message.Message):
     __slots__ = ("repetition", "status", "error", "runtime_s", "request_throughput", "throughput_tok_s", "ttft_p50_s", "ttft_p99_s", "itl_p50_s", "itl_p99_s", "peak_mem_gb", "energy_j")

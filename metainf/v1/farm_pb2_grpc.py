@@ -55,6 +55,11 @@ class CoordinatorStub:
                 request_serializer=metainf_dot_v1_dot_farm__pb2.ReportResultRequest.SerializeToString,
                 response_deserializer=metainf_dot_v1_dot_farm__pb2.ReportResultResponse.FromString,
                 _registered_method=True)
+        self.ReportBlockTiming = channel.unary_unary(
+                '/metainf.v1.Coordinator/ReportBlockTiming',
+                request_serializer=metainf_dot_v1_dot_farm__pb2.ReportBlockTimingRequest.SerializeToString,
+                response_deserializer=metainf_dot_v1_dot_farm__pb2.ReportBlockTimingResponse.FromString,
+                _registered_method=True)
         self.SubmitCampaign = channel.unary_unary(
                 '/metainf.v1.Coordinator/SubmitCampaign',
                 request_serializer=metainf_dot_v1_dot_farm__pb2.SubmitCampaignRequest.SerializeToString,
@@ -104,6 +109,13 @@ class CoordinatorServicer:
 
     def ReportResult(self, request, context):
         """A worker reports the outcome of a leased cell (all its repetitions).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportBlockTiming(self, request, context):
+        """A worker reports a block timing it was leased (LeaseCellResponse.block_timing).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,6 +171,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.ReportResult,
                     request_deserializer=metainf_dot_v1_dot_farm__pb2.ReportResultRequest.FromString,
                     response_serializer=metainf_dot_v1_dot_farm__pb2.ReportResultResponse.SerializeToString,
+            ),
+            'ReportBlockTiming': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportBlockTiming,
+                    request_deserializer=metainf_dot_v1_dot_farm__pb2.ReportBlockTimingRequest.FromString,
+                    response_serializer=metainf_dot_v1_dot_farm__pb2.ReportBlockTimingResponse.SerializeToString,
             ),
             'SubmitCampaign': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitCampaign,
@@ -290,6 +307,33 @@ class Coordinator:
             '/metainf.v1.Coordinator/ReportResult',
             metainf_dot_v1_dot_farm__pb2.ReportResultRequest.SerializeToString,
             metainf_dot_v1_dot_farm__pb2.ReportResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportBlockTiming(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/metainf.v1.Coordinator/ReportBlockTiming',
+            metainf_dot_v1_dot_farm__pb2.ReportBlockTimingRequest.SerializeToString,
+            metainf_dot_v1_dot_farm__pb2.ReportBlockTimingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -103,8 +103,12 @@ def test_doc_requests_run_in_order(secured):
         elif method.endswith("/RegisterWorker"):
             env["W"] = answer.worker_id
             assert answer.hardware_label == "cpu-amd-epyc-7b13-2c-69b2"  # as the doc shows
+        elif method.endswith("/LeaseCell") and answer.HasField("block_timing"):
+            env["T"] = answer.block_timing.timing_id  # queued by the Place before it
         elif method.endswith("/LeaseCell"):
             env.update(CELL=answer.cell.cell_id, EPOCH=str(answer.cell.epoch))
+        elif method.endswith("/ReportBlockTiming"):
+            assert answer.stored
         elif method.endswith("/ReportResult"):
             assert answer.stored == 1 and not answer.flagged
         elif method.endswith("/ExportResults"):
@@ -118,8 +122,11 @@ def test_doc_requests_run_in_order(secured):
     assert outcomes.pop("metainf.v1.Selector/Select") == "FAILED_PRECONDITION"
     assert set(outcomes.values()) == {"OK"}, outcomes
     # the registered worker's plan (its reported RTT, tau estimated), then the anchor's
-    assert [p.model for p in places] == ["llama-tiny", "bloom-176b"]
+    assert [p.model for p in places] == ["llama-tiny", "bloom-176b", "llama-tiny"]
     assert places[0].servers[0].tau_estimated and places[0].servers[0].name == "by-hand"
+    # after the block timing the doc reports (tau_s 0.0004): measured, not estimated
+    assert not places[2].servers[0].tau_estimated
+    assert places[2].servers[0].tau_ms == pytest.approx(0.4)
     assert [(h.server, h.first_block, h.last_block) for h in places[1].plan.routes[0].hops] == [
         ("a100-2", 1, 59), ("mig-3", 60, 63), ("mig-7", 64, 70)]  # as the doc shows
     assert len(outcomes) >= 9
