@@ -40,6 +40,7 @@ MAX_ERROR_CHARS = 300
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;background:#fafafa}
 h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
+h3{font-size:1rem;margin:1rem 0 .4rem}
 table{border-collapse:collapse;background:#fff;font-size:.9rem}
 th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}
 th{background:#f0f0f0}.muted{color:#777}.num{text-align:right}
@@ -129,14 +130,30 @@ def _failures_section(failures: list[dict[str, Any]]) -> str:
                    "error"], rows, "failures", "No failures.")
 
 
-def _select_section(metrics: FarmMetrics) -> str:
+def _select_section(metrics: FarmMetrics, now: float) -> str:
+    """Select call counts and latency, then the latest answers and how far to trust them."""
     s = metrics.select_summary()
     errors = sum(v for (m, _), v in metrics.rpc_error_counts().items()
                  if m.endswith("Selector/Select"))
     rows = [[_e(s["count"]), _e(f"{errors:.0f}"), _e(_ms(s["p50_s"])), _e(_ms(s["p99_s"])),
              _e(s["window"])]]
-    return _table(["Select calls answered", "Select errors", "latency p50", "latency p99",
-                   "calls in the p50/p99 window"], rows, "select", "")
+    traffic = _table(["Select calls answered", "Select errors", "latency p50", "latency p99",
+                      "calls in the p50/p99 window"], rows, "select", "")
+    answers = []
+    for at, a in metrics.latest_answers():
+        choice = (f"{a['method']} on {a['chosen_hardware']}" if a["method"]
+                  else "nothing fits in memory")
+        if a["method"] and not a["feasible"]:
+            choice += " (over budget)"
+        conf = "-" if a["confidence"] is None else f"{a['confidence']:.2f}"
+        ood = (f'<span class="lost">yes: {_e(", ".join(a["ood_axes"]))}</span>'
+               if a["out_of_distribution"] else "no")
+        answers.append([_e(_age(now - at)), _e(a["model"]), _e(", ".join(a["hardware"])),
+                        _e(choice), _e(conf), ood, _e(a["model_version"])])
+    latest = _table(["when", "model", "hardware asked", "answer", "confidence",
+                     "out of distribution", "model version"], answers, "select-answers",
+                    "No Select answered yet.")
+    return f"{traffic}<h3>Latest answers</h3>{latest}"
 
 
 def _plan_line(entry: dict[str, Any]) -> str:
@@ -205,7 +222,7 @@ Workers: {_e(fleet)}. Cells: {_e(queue)}.</p>
 <h2>Recent failures</h2>
 {_failures_section(failures)}
 <h2>Select traffic</h2>
-{_select_section(metrics)}
+{_select_section(metrics, now)}
 <h2>Latest placement plan</h2>
 {_plan_section(store.latest_plan(), now)}
 <p class="muted">Prometheus metrics: <code>/metrics</code>. Health: <code>/healthz</code>.</p>

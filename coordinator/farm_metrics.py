@@ -26,6 +26,8 @@ SELECT_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 SELECT_METHOD = "/metainf.v1.Selector/Select"
 RECENT_SELECTS = 2048
 """Select latencies kept for the dashboard's exact p50/p99."""
+RECENT_ANSWERS = 10
+"""Latest Select answers kept for the dashboard (a ring: older ones are forgotten)."""
 
 
 class _StoreCollector:
@@ -86,6 +88,7 @@ class FarmMetrics:
         self._lock = threading.Lock()
         self._recent: deque[float] = deque(maxlen=RECENT_SELECTS)
         self._select_count = 0
+        self._answers: deque[tuple[float, dict[str, Any]]] = deque(maxlen=RECENT_ANSWERS)
 
     def observe_select(self, seconds: float) -> None:
         """One answered Select call took this long."""
@@ -93,6 +96,15 @@ class FarmMetrics:
         with self._lock:
             self._recent.append(seconds)
             self._select_count += 1
+
+    def record_answer(self, answer: dict[str, Any]) -> None:
+        """One Select answer, summarised (question, choice, confidence, out-of-distribution
+        axes), for the dashboard's latest answers; a deque append, no lock needed."""
+        self._answers.append((time.time(), answer))
+
+    def latest_answers(self) -> list[tuple[float, dict[str, Any]]]:
+        """(time, summary) of the latest Select answers, newest first."""
+        return list(reversed(self._answers))
 
     def rpc_error(self, method: str, code: str) -> None:
         """An RPC ended with a non-OK status code (its name, e.g. NOT_FOUND)."""

@@ -131,7 +131,8 @@ def create_server(config: ServerConfig) -> Coordinator:
     farm_pb2_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(store, config.scheduler, metrics), server)
     farm_pb2_grpc.add_SelectorServicer_to_server(
-        SelectorServicer(config.model_dir, farm_hardware=_farm_hardware(store)), server)
+        SelectorServicer(config.model_dir, farm_hardware=_farm_hardware(store),
+                         on_answer=metrics.record_answer), server)
     farm_pb2_grpc.add_PlacementServicer_to_server(
         PlacementServicer(_farm_workers(store, config.scheduler), on_plan=_record_plan(store)),
         server)

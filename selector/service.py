@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 FarmHardware = Callable[[], list[tuple[str, dict, float]]]
 """Lists the farm's hardware classes as (label, profile dict, price per hour)."""
 
+OnAnswer = Callable[[dict], None]
+"""Told a summary of every Select answer (see answer_summary), e.g. for a dashboard."""
+
 RELOAD_CHECK_S = 2.0
 """How often a Select checks the model directory for a newer version."""
 
@@ -53,12 +56,17 @@ def request_to_query(request: farm_pb2.SelectRequest,
         model=request.model, model_text=request.model_text, hardware=tuple(options),
         workload=request.workload_json, methods=tuple(request.methods),
         budget=request.budget if request.HasField("budget") else None,
-        objective=request.objective or "runtime",
+        objective=request.objective or "runtime", risk=request.risk or "upper",
     )
 
 
 def _num(x: float) -> float:
     return float(x) if math.isfinite(x) else 0.0
+
+
+def _interval(interval: tuple[float, float] | None) -> farm_pb2.Interval | None:
+    return None if interval is None else farm_pb2.Interval(low=_num(interval[0]),
+                                                            high=_num(interval[1]))
 
 
 def selection_to_response(sel: Selection) -> farm_pb2.SelectResponse:
@@ -68,12 +76,28 @@ def selection_to_response(sel: Selection) -> farm_pb2.SelectResponse:
         model_version=sel.model_version,
         candidates=[farm_pb2.Candidate(method=c.method, hardware=c.hardware,
                                        predicted=_num(c.predicted), cost=_num(c.cost),
-                                       feasible=c.feasible, reason=c.reason, count=c.count)
+                                       feasible=c.feasible, reason=c.reason, count=c.count,
+                                       interval=_interval(c.interval))
                     for c in sel.candidates],
         nearest_known_hardware=sel.nearest_known_hardware, metric=sel.metric,
         lower_is_better=sel.lower_is_better, message=sel.message,
         memory_margin=sel.memory_margin or 0.0,
+        confidence=sel.confidence, out_of_distribution=sel.out_of_distribution,
+        ood_axes=sel.ood_axes,
+        distances=[farm_pb2.AxisDistance(**d) for d in sel.distances],
     )
+
+
+def answer_summary(request: farm_pb2.SelectRequest, sel: Selection) -> dict:
+    """What a dashboard lists of one answer: the question in short, the choice, how far
+    to trust it."""
+    asked = [h.name or h.text for h in request.hardware]
+    if request.all_farm_hardware:
+        asked.append("all farm hardware")
+    return {"model": request.model or request.model_text, "hardware": asked,
+            "method": sel.method, "chosen_hardware": sel.hardware, "feasible": sel.feasible,
+            "confidence": sel.confidence, "out_of_distribution": sel.out_of_distribution,
+            "ood_axes": list(sel.ood_axes), "model_version": sel.model_version}
 
 
 SERVING_TORCH_THREADS = 1
@@ -108,9 +132,10 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
     """Answers Select from the newest model in model_dir; reloads on request or change."""
 
     def __init__(self, model_dir: Path | None, farm_hardware: FarmHardware = list,
-                 warm_up: bool = True):
+                 warm_up: bool = True, on_answer: OnAnswer | None = None):
         self.model_dir = Path(model_dir) if model_dir else None
         self.farm_hardware = farm_hardware
+        self.on_answer = on_answer
         self.warm_up = warm_up
         self._lock = threading.Lock()
         self._model: TrainedModel | None = None
@@ -174,6 +199,8 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         except Exception as exc:
             log.exception("Select failed")
             context.abort(grpc.StatusCode.INTERNAL, f"select failed: {exc}")
+        if self.on_answer is not None:
+            self.on_answer(answer_summary(request, sel))
         return selection_to_response(sel)
 
     def ReloadModel(self, request, context):

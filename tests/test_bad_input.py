@@ -501,6 +501,8 @@ TRAINED_ROWS = [
     ("methods=warp-drive", "methods", select(methods=["warp-drive"])),
     ("methods=empty-name", "methods", select(methods=[""])),
     ("objective=speed", "objective", select(objective="speed")),
+    ("risk=yolo", "risk", select(risk="yolo")),
+    ("risk=Upper", "unknown risk 'Upper'", select(risk="Upper")),
     ("workload_json=missing", "workload", select(workload_json="")),
     ("workload_json=not-JSON", "workload", select(workload_json="{oops")),
     ("workload_json=list", "workload", select(workload_json="[1]")),

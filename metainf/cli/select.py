@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
                                                     "for the hardware)")
     p.add_argument("--budget", type=float, default=None, help="cost budget (price x runtime)")
     p.add_argument("--objective", default="runtime", choices=("runtime", "throughput", "cost"))
+    p.add_argument("--risk", default="upper", choices=("upper", "expected"),
+                   help="how a budget reads a predicted cost: at the upper end of its 80 %% "
+                        "interval (default) or at the point estimate")
     p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     p.add_argument("--token-file", default=os.environ.get("METAINF_TOKEN_FILE"),
                    help="file holding the farm token (or METAINF_TOKEN_FILE)")
@@ -111,7 +114,7 @@ def _select_local(args: argparse.Namespace, checked: dict[str, Any]) -> dict:
         hardware=tuple(HardwareOption(**{kind: value}, count=count)
                        for kind, count, value in checked["hardware"]),
         workload=checked["workload"], methods=tuple(checked["methods"]),
-        budget=args.budget, objective=args.objective)
+        budget=args.budget, objective=args.objective, risk=args.risk)
     try:
         return select(model, query).to_dict()
     except SelectionError as exc:
@@ -127,7 +130,7 @@ def _select_remote(args: argparse.Namespace, checked: dict[str, Any]) -> dict:
         hardware=[farm_pb2.HardwareOption(**{kind: value}, count=count)
                   for kind, count, value in checked["hardware"]],
         workload_json=json.dumps(checked["workload"]), methods=checked["methods"],
-        objective=args.objective, all_farm_hardware=args.all_farm_hardware)
+        objective=args.objective, all_farm_hardware=args.all_farm_hardware, risk=args.risk)
     if args.budget is not None:
         request.budget = args.budget
     with channel(args.coordinator, args.token_file) as ch:
@@ -136,14 +139,29 @@ def _select_remote(args: argparse.Namespace, checked: dict[str, Any]) -> dict:
 
 
 def response_to_dict(resp, budget: float | None = None, objective: str = "runtime") -> dict:
-    """A SelectResponse as the `select --json` object (same shape as a local answer)."""
+    """A SelectResponse as the `select --json` object (the same as a local answer's)."""
+    def interval(c) -> list[float] | None:
+        return [c.interval.low, c.interval.high] if c.HasField("interval") else None
+
+    def candidate(c) -> dict:
+        out = {"method": c.method, "hardware": c.hardware,
+               "predicted": c.predicted,
+               "cost": c.cost if c.cost > 0 else None, "feasible": c.feasible,
+               "reason": c.reason, "interval": interval(c)}
+        if c.count > 1:
+            out["count"] = c.count
+        return out
+
     return {"method": resp.method, "hardware": resp.hardware, "feasible": resp.feasible,
             "model_version": resp.model_version,
-            "candidates": [{"method": c.method, "hardware": c.hardware,
-                            "predicted": c.predicted, "cost": c.cost if c.cost > 0 else None,
-                            "feasible": c.feasible, "reason": c.reason,
-                            **({"count": c.count} if c.count > 1 else {})}
-                           for c in resp.candidates],
+            "confidence": resp.confidence if resp.HasField("confidence") else None,
+            "out_of_distribution": resp.out_of_distribution,
+            "ood_axes": list(resp.ood_axes),
+            "distances": [{"axis": d.axis, "nearest": d.nearest, "distance": d.distance,
+                           "threshold": d.threshold,
+                           "out_of_distribution": d.out_of_distribution}
+                          for d in resp.distances],
+            "candidates": [candidate(c) for c in resp.candidates],
             "nearest_known_hardware": dict(resp.nearest_known_hardware),
             "metric": resp.metric, "lower_is_better": resp.lower_is_better,
             "objective": objective, "budget": budget, "message": resp.message,
@@ -151,7 +169,9 @@ def response_to_dict(resp, budget: float | None = None, objective: str = "runtim
 
 
 def print_selection(result: dict, file=None) -> None:
-    """A small table of the candidates, the choice marked, then the message."""
+    """A small table of the candidates (80 % interval beside each prediction), the choice
+    marked, then the confidence and the message (which says when the answer is out of
+    distribution)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -161,6 +181,9 @@ def print_selection(result: dict, file=None) -> None:
     table.add_column("method")
     table.add_column("hardware")
     table.add_column(f"predicted {result['metric']}", justify="right")
+    intervals = any(c.get("interval") for c in result["candidates"])
+    if intervals:
+        table.add_column("80 % interval", justify="right")
     table.add_column("cost", justify="right")
     table.add_column("feasible")
     reasons = any(c.get("reason") for c in result["candidates"])
@@ -169,10 +192,16 @@ def print_selection(result: dict, file=None) -> None:
     for c in result["candidates"]:
         chosen = c["method"] == result["method"] and c["hardware"] == result["hardware"]
         cost = "?" if c["cost"] is None else f"{c['cost']:.4g}"
-        row = ["*" if chosen else "", c["method"], c["hardware"], f"{c['predicted']:.4g}",
-               cost, "yes" if c["feasible"] else "no"]
+        row = ["*" if chosen else "", c["method"], c["hardware"], f"{c['predicted']:.4g}"]
+        if intervals:
+            low, high = c.get("interval") or (None, None)
+            row.append("?" if low is None or high is None else f"{low:.4g} - {high:.4g}")
+        row += [cost, "yes" if c["feasible"] else "no"]
         table.add_row(*row, *([c.get("reason", "")] if reasons else []))
     console.print(table)
     for label, near in result.get("nearest_known_hardware", {}).items():
         console.print(f"{label}: unseen hardware, nearest known is {near}")
-    console.print(result["message"])
+    if result.get("confidence") is not None:
+        console.print(f"confidence {result['confidence']:.2f} that the choice is the best "
+                      "or within 1 % of it", soft_wrap=True)
+    console.print(result["message"], soft_wrap=True)

@@ -425,7 +425,7 @@ class HardwareOption(_message.Message):
     def __init__(self, name: _Optional[str] = ..., text: _Optional[str] = ..., price_per_hour: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SelectRequest(_message.Message):
-    __slots__ = ("model", "model_text", "hardware", "workload_json", "methods", "budget", "objective", "all_farm_hardware")
+    __slots__ = ("model", "model_text", "hardware", "workload_json", "methods", "budget", "objective", "all_farm_hardware", "risk")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_TEXT_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
@@ -434,6 +434,7 @@ class SelectRequest(_message.Message):
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     ALL_FARM_HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    RISK_FIELD_NUMBER: _ClassVar[int]
     model: str
     model_text: str
     hardware: _containers.RepeatedCompositeFieldContainer[HardwareOption]
@@ -442,10 +443,11 @@ class SelectRequest(_message.Message):
     budget: float
     objective: str
     all_farm_hardware: bool
-    def __init__(self, model: _Optional[str] = ..., model_text: _Optional[str] = ..., hardware: _Optional[_Iterable[_Union[HardwareOption, _Mapping]]] = ..., workload_json: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ..., budget: _Optional[float] = ..., objective: _Optional[str] = ..., all_farm_hardware: _Optional[bool] = ...) -> None: ...
+    risk: str
+    def __init__(self, model: _Optional[str] = ..., model_text: _Optional[str] = ..., hardware: _Optional[_Iterable[_Union[HardwareOption, _Mapping]]] = ..., workload_json: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ..., budget: _Optional[float] = ..., objective: _Optional[str] = ..., all_farm_hardware: _Optional[bool] = ..., risk: _Optional[str] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("method", "hardware", "predicted", "cost", "feasible", "reason", "count")
+    __slots__ = ("method", "hardware", "predicted", "cost", "feasible", "reason", "count", "interval")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
@@ -453,6 +455,7 @@ class Candidate(_message.Message):
     FEASIBLE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_FIELD_NUMBER: _ClassVar[int]
     method: str
     hardware: str
     predicted: float
@@ -460,10 +463,33 @@ class Candidate(_message.Message):
     feasible: bool
     reason: str
     count: int
-    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., predicted: _Optional[float] = ..., cost: _Optional[float] = ..., feasible: _Optional[bool] = ..., reason: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+    interval: Interval
+    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., predicted: _Optional[float] = ..., cost: _Optional[float] = ..., feasible: _Optional[bool] = ..., reason: _Optional[str] = ..., count: _Optional[int] = ..., interval: _Optional[_Union[Interval, _Mapping]] = ...) -> None: ...
+
+class Interval(_message.Message):
+    __slots__ = ("low", "high")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    low: float
+    high: float
+    def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
+
+class AxisDistance(_message.Message):
+    __slots__ = ("axis", "nearest", "distance", "threshold", "out_of_distribution")
+    AXIS_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    axis: str
+    nearest: str
+    distance: float
+    threshold: float
+    out_of_distribution: bool
+    def __init__(self, axis: _Optional[str] = ..., nearest: _Optional[str] = ..., distance: _Optional[float] = ..., threshold: _Optional[float] = ..., out_of_distribution: _Optional[bool] = ...) -> None: ...
 
 class SelectResponse(_message.Message):
-    __slots__ = ("method", "hardware", "feasible", "model_version", "candidates", "nearest_known_hardware", "metric", "lower_is_better", "message", "memory_margin")
+    __slots__ = ("method", "hardware", "feasible", "model_version", "candidates", "nearest_known_hardware", "metric", "lower_is_better", "message", "memory_margin", "confidence", "out_of_distribution", "ood_axes", "distances")
     class NearestKnownHardwareEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -481,6 +507,10 @@ class SelectResponse(_message.Message):
     LOWER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MEMORY_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    OOD_AXES_FIELD_NUMBER: _ClassVar[int]
+    DISTANCES_FIELD_NUMBER: _ClassVar[int]
     method: str
     hardware: str
     feasible: bool
@@ -491,7 +521,11 @@ class SelectResponse(_message.Message):
     lower_is_better: bool
     message: str
     memory_margin: float
-    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., feasible: _Optional[bool] = ..., model_version: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., nearest_known_hardware: _Optional[_Mapping[str, str]] = ..., metric: _Optional[str] = ..., lower_is_better: _Optional[bool] = ..., message: _Optional[str] = ..., memory_margin: _Optional[float] = ...) -> None: ...
+    confidence: float
+    out_of_distribution: bool
+    ood_axes: _containers.RepeatedScalarFieldContainer[str]
+    distances: _containers.RepeatedCompositeFieldContainer[AxisDistance]
+    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., feasible: _Optional[bool] = ..., model_version: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., nearest_known_hardware: _Optional[_Mapping[str, str]] = ..., metric: _Optional[str] = ..., lower_is_better: _Optional[bool] = ..., message: _Optional[str] = ..., memory_margin: _Optional[float] = ..., confidence: _Optional[float] = ..., out_of_distribution: _Optional[bool] = ..., ood_axes: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[_Union[AxisDistance, _Mapping]]] = ...) -> None: ...
 
 class ReloadModelRequest(_message.Message):
     __slots__ = ()

@@ -140,3 +140,43 @@ def test_page_shows_the_latest_placement_plan_escaped(coordinator, farm):
     assert "petals (median of 3 join orders)" in body
     hop = answer.plan.routes[0].hops[0]
     assert f"[{hop.first_block}-{hop.last_block}]" in body
+
+
+def test_page_lists_the_latest_select_answers_with_trust(tmp_path):
+    from pathlib import Path
+
+    from metainf.client import channel
+    from metainf.selector.embeddings import Embedder
+    from metainf.selector.table import PerfTable
+    from metainf.selector.training import train
+    from metainf.v1 import farm_pb2, farm_pb2_grpc
+
+    reference = Path(__file__).resolve().parents[2] / "examples" / "reference-p" / "p.parquet"
+    model = train(PerfTable.load(reference), tmp_path / "models", style="basic", svd_k=4,
+                  embedder=Embedder(cache_dir=tmp_path / "emb"), n_estimators=20,
+                  search=False)
+    coord = create_server(ServerConfig(db=tmp_path / "farm.db", port=0, http_port=0,
+                                       model_dir=tmp_path / "models"))
+    url = f"http://127.0.0.1:{coord.dashboard.port}/"
+    try:
+        assert "No Select answered yet." in fetch(url)[1]
+        workload = ('{"dataset": "synthetic-shared-prefix", "num_prompts": 32, '
+                    '"max_output_tokens": 16, "batch_size": 4}')
+        with channel(f"127.0.0.1:{coord.port}") as ch:
+            stub = farm_pb2_grpc.SelectorStub(ch)
+            answers = [stub.Select(farm_pb2.SelectRequest(
+                model="llama-tiny", workload_json=workload,
+                hardware=[farm_pb2.HardwareOption(**hw)]), timeout=60)
+                for hw in ({"name": sorted(model.known["hardware"])[0]},
+                           {"text": "NVIDIA <H200> 141GB"})]
+        _, body, _ = fetch(url)
+        table = body[body.index('id="select-answers"'):]
+        table = table[:table.index("</table>")]
+        rows = table.split("<tr>")[2:]  # newest first, after the header
+        assert len(rows) == 2
+        assert "NVIDIA &lt;H200&gt; 141GB" in rows[0] and "<H200>" not in body
+        assert "yes: hardware" in rows[0] and f"{answers[1].confidence:.2f}" in rows[0]
+        assert "yes:" not in rows[1] and f"{answers[0].method} on cpu-" in rows[1]
+        assert answers[1].out_of_distribution and not answers[0].out_of_distribution
+    finally:
+        coord.stop(grace=0)
