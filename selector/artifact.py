@@ -36,9 +36,9 @@ from metainf.selector.table import TableMapping
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Layout version of a saved model folder (2: a ranking head beside the level head; 3: its
-prior and departure)."""
+prior and departure; 4: intervals, and a level relative to the roofline)."""
 
 NEAREST_STYLE = "rich"
 """Description style whose embeddings decide the nearest known hardware."""

@@ -19,6 +19,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from metainf.selector.descriptions import Entity, TableDescriber, check_style
 from metainf.selector.embeddings import Embedder
+from metainf.selector.roofline import FEATURES as ROOFLINE_FEATURES
+from metainf.selector.roofline import roofline_features
 from metainf.selector.table import PerfTable
 
 log = logging.getLogger(__name__)
@@ -218,7 +220,8 @@ class TaskFeaturizer(BaseEstimator):
                     ents.append(self.entity(axis, v))
             feats = self.encoders_[axis].transform(ents, self.embedder_)
             blocks.append(feats[[uniq[k] for k in keys]])
-        return np.hstack(blocks) if blocks else np.zeros((len(tasks_df), 0))
+        blocks.append(roofline_features(self.task_entities(tasks_df)))
+        return np.hstack(blocks)
 
     def transform_entities(self, rows: Sequence[Mapping[str, Entity]]) -> np.ndarray:
         """Task features for tasks given as entities (free text, unseen values...)."""
@@ -230,7 +233,8 @@ class TaskFeaturizer(BaseEstimator):
             except KeyError:
                 raise ValueError(f"a task needs a {axis} entity") from None
             blocks.append(self.encoders_[axis].transform(ents, self.embedder_))
-        return np.hstack(blocks) if blocks else np.zeros((len(rows), 0))
+        blocks.append(roofline_features(rows))
+        return np.hstack(blocks)
 
     def transform_methods(self, methods: Sequence[str]) -> np.ndarray:
         """Method features [n_methods, e]; unknown names are described by their text."""
@@ -241,7 +245,13 @@ class TaskFeaturizer(BaseEstimator):
     def feature_names(self) -> list[str]:
         """Names of the task feature columns, in order."""
         check_is_fitted(self, "encoders_")
-        return [n for a in self.axes_ for n in self.encoders_[a].feature_names()]
+        return [n for a in self.axes_ for n in self.encoders_[a].feature_names()] + list(
+            ROOFLINE_FEATURES)
+
+    def roofline_cols(self) -> tuple[int, int]:
+        """Indices of the roofline's two task feature columns (log seconds, known)."""
+        names = self.feature_names()
+        return names.index(ROOFLINE_FEATURES[0]), names.index(ROOFLINE_FEATURES[1])
 
     def method_feature_names(self) -> list[str]:
         """Names of the method feature columns, in order."""

@@ -100,6 +100,14 @@ def prior_log_scores(C: np.ndarray) -> np.ndarray:
     return prior
 
 
+def roofline_margin(rows: np.ndarray, cols: tuple[int, int] | None) -> np.ndarray | None:
+    """Per pair row, the log roofline seconds where known and 0 elsewhere: the level
+    head's base margin (None without roofline columns: the head keeps its own bias)."""
+    if cols is None:
+        return None
+    return np.where(rows[:, cols[1]] > 0.5, rows[:, cols[0]], 0.0)
+
+
 def shrink(departure: np.ndarray, delta: float) -> np.ndarray:
     """Soft threshold: a departure smaller than delta is none, a larger one loses delta."""
     return np.sign(departure) * np.maximum(np.abs(departure) - delta, 0.0)
@@ -148,6 +156,9 @@ class MetaInfSelector(PairwiseRegressorSelector):
     ``param_grid`` (None: :data:`DEFAULT_PARAM_GRID`) is searched with ``cv`` inner folds
     over the training tasks, the outcome cached under ``cache_dir`` (None:
     $METAINF_SEARCH_CACHE or ~/.cache/metainf/search) unless ``cache`` is off.
+    ``roofline_cols`` (the task feature columns of the roofline's log seconds and whether
+    it is known, see :mod:`metainf.selector.roofline`) make the level head learn an
+    efficiency relative to the roofline where it is known.
     ``relative=False`` gives the single absolute regressor of the paper; ``prior=False``
     a ranking head of task-relative log cost with no prior. ``fit`` takes ``groups``
     (one label per task) so that the inner folds hold whole groups out. Deterministic
@@ -163,7 +174,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
                  relative: bool = True, search: bool = True,
                  param_grid: Mapping[str, Sequence[Any]] | None = None, cv: int = 3,
                  cache: bool = True, cache_dir: str | None = None, prior: bool = True,
-                 calibrate: bool = True):
+                 calibrate: bool = True, roofline_cols: tuple[int, int] | None = None):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -180,6 +191,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.cache_dir = cache_dir
         self.prior = prior
         self.calibrate = calibrate
+        self.roofline_cols = roofline_cols
 
     # -- hooks of the pairwise base ------------------------------------------------------
 
@@ -248,7 +260,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
                              f"{X.shape} and {C.shape})")
         Mf = self._method_features(M, C.shape[1])
         snapper = NearestValueSnapper().fit(pair_rows(X, Mf))
-        level = self._fit_pairs(X, C, Mf, log_cost, snapper, {})
+        level = self._fit_level(X, C, Mf, snapper)
         ranker, seen_ranker, prior, regime = None, None, None, None
         seen = unseen = dict(NO_SEARCH_DEPARTURE)
         self.best_params_: dict[str, Any] = {}
@@ -296,7 +308,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
                 prior = target.prior
         self.departure_ = {"seen": seen, "unseen": unseen} if self.prior else {}
         self.estimator_ = TwoHeadRegressor(level, ranker, snapper, Mf, prior, unseen, seen,
-                                           regime, seen_ranker)
+                                           regime, seen_ranker, self.roofline_cols)
         self.n_methods_ = C.shape[1]
         if self.calibrate:
             self.estimator_.half_width = {**self._calibrate(X, C, M, groups, seen, unseen),
@@ -305,21 +317,25 @@ class MetaInfSelector(PairwiseRegressorSelector):
 
     def _calibrate(self, X, C, M, groups, seen, unseen) -> dict[str, float]:
         """Half-widths (log cost) of the nominal-coverage interval, per regime: split
-        conformal on held-out errors, whole groups held out for ``unseen``, tasks for
-        ``seen``. With fewer than two groups nothing measures a new group's error; it
-        gets the spread of the training tasks' log cost about each method's mean, the
-        interval of a model that knows nothing of the task."""
+        conformal on held-out errors, for ``unseen`` of held-out groups unlike their
+        fold's training groups, for ``seen`` of held-out tasks. Where no held-out group
+        is unlike the rest (a single group, or twins) nothing measures a new group's
+        error; it gets the spread of the training tasks' log cost about each method's
+        mean, the interval of a model that knows nothing of the task."""
         L = log_cost(C)
         ok = np.isfinite(L)
         params = {**self.get_params(deep=False), **self.best_params_, "search": False,
                   "calibrate": False, "cache": False}
         out = {}
+        labels = None if groups is None else np.asarray([str(g) for g in groups])
         folds = {"seen": (task_splits(len(X), self.cv, self.seed) if len(X) >= 2 else [], seen),
                  "unseen": (task_splits(len(X), self.cv, self.seed, groups)
                             if n_groups(groups) >= 2 else [], unseen)}
         for regime, (splits, variant) in folds.items():
             errors = []
             for train, val in splits:
+                if regime == "unseen":  # only held-out groups unlike the fold's training
+                    val = val[~GroupSignature.fit(X[train], labels[train]).seen(X[val])]
                 if not np.isfinite(C[train]).any() or not ok[val].any():
                     continue
                 inner = MetaInfSelector(**params).fit(X[train], C[train], M)
@@ -335,6 +351,18 @@ class MetaInfSelector(PairwiseRegressorSelector):
         if out["seen"] is None:
             out["seen"] = out["unseen"]
         return {k: float(v) for k, v in out.items()}
+
+    def _fit_level(self, X, C, Mf, snapper):
+        """The level head: log cost of every measured pair, offset by the roofline."""
+        rows = pair_rows(X, Mf)
+        y = log_cost(C).reshape(-1)
+        measured = np.isfinite(y)
+        if not measured.any():
+            raise ValueError("no measured (task, method) pair to learn from")
+        margin = roofline_margin(rows, self.roofline_cols)
+        return self._make_estimator().fit(
+            snapper.transform(rows)[measured], y[measured],
+            base_margin=None if margin is None else margin[measured])
 
     def interval_half_width(self, X) -> np.ndarray:
         """Per task, the half-width (log cost) of its nominal 80 % interval."""
@@ -410,7 +438,8 @@ class TwoHeadRegressor:
                  method_features: np.ndarray, prior: np.ndarray | None = None,
                  variant: Mapping[str, float] | None = None,
                  variant_seen: Mapping[str, float] | None = None,
-                 regime: GroupSignature | None = None, seen_ranker=None):
+                 regime: GroupSignature | None = None, seen_ranker=None,
+                 roofline_cols: tuple[int, int] | None = None):
         self.level = level
         self.ranker = ranker
         self.snapper = snapper
@@ -420,6 +449,8 @@ class TwoHeadRegressor:
         self.variant_seen = dict(variant_seen or self.variant)
         self.regime = regime
         self.seen_ranker = seen_ranker
+        self.roofline_cols = None if roofline_cols is None else tuple(int(c) for c in
+                                                                      roofline_cols)
         self.half_width: dict[str, float] = {}
         self._method_index = {r.tobytes(): j for j, r in enumerate(self.method_features)}
 
@@ -478,7 +509,7 @@ class TwoHeadRegressor:
         rows = np.asarray(rows, dtype=float)
         snapped = self.snapper.transform(rows)
         if self.ranker is None:
-            return _predict(self.level, snapped)
+            return _predict(self.level, snapped, roofline_margin(rows, self.roofline_cols))
         n_task = rows.shape[1] - self.method_features.shape[1]
         tasks, inverse = np.unique(rows[:, :n_task], axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
@@ -488,9 +519,11 @@ class TwoHeadRegressor:
 
     def predict_grid(self, X: np.ndarray, M: np.ndarray) -> np.ndarray:
         """Log cost [n_tasks, n_methods] of every pair of X's tasks and M's methods."""
-        rows = self.snapper.transform(pair_rows(X, M))
+        raw = pair_rows(X, M)
+        rows = self.snapper.transform(raw)
         if self.ranker is None:
-            return _predict(self.level, rows).reshape(X.shape[0], M.shape[0])
+            return _predict(self.level, rows, roofline_margin(raw, self.roofline_cols)
+                            ).reshape(X.shape[0], M.shape[0])
         seen = np.repeat(self.seen(X), M.shape[0])
         pred = self._ranking(rows, self._grid_prior(M, X.shape[0]), seen)
         return pred.reshape(X.shape[0], M.shape[0]) + self.levels(X)[:, None]
@@ -498,10 +531,11 @@ class TwoHeadRegressor:
     def levels(self, X: np.ndarray) -> np.ndarray:
         """Per task, the mean over the training methods of level head - ranking head."""
         ref = self.method_features
-        rows = self.snapper.transform(pair_rows(X, ref))
+        raw = pair_rows(X, ref)
+        rows = self.snapper.transform(raw)
         seen = np.repeat(self.seen(X), ref.shape[0])
-        gap = _predict(self.level, rows) - self._ranking(rows, self._grid_prior(ref, X.shape[0]),
-                                                         seen)
+        level = _predict(self.level, rows, roofline_margin(raw, self.roofline_cols))
+        gap = level - self._ranking(rows, self._grid_prior(ref, X.shape[0]), seen)
         return gap.reshape(X.shape[0], ref.shape[0]).mean(axis=1)
 
     def save(self, directory: str | Path) -> list[str]:
@@ -523,7 +557,8 @@ class TwoHeadRegressor:
                  variant_seen=np.array([self.variant_seen["alpha"],
                                         self.variant_seen["delta"]]),
                  half_width=np.array([self.half_width.get(k, np.nan)
-                                      for k in ("seen", "unseen", "ranking")]), **regime)
+                                      for k in ("seen", "unseen", "ranking")]),
+                 roofline_cols=np.array(self.roofline_cols or (), dtype=int), **regime)
         return files + [STATE_FILE]
 
     @classmethod
@@ -550,19 +585,22 @@ class TwoHeadRegressor:
             seen_alpha, seen_delta = state["variant_seen"]
             regime = GroupSignature.from_arrays(state)
             half = state["half_width"]
+            roofline = tuple(state["roofline_cols"]) if "roofline_cols" in state else ()
         heads = cls(level, ranker, snapper, method_features, prior,
                     {"alpha": float(alpha), "delta": float(delta)},
                     {"alpha": float(seen_alpha), "delta": float(seen_delta)}, regime,
-                    seen_ranker if regime is not None else None)
+                    seen_ranker if regime is not None else None, roofline or None)
         if np.isfinite(half).all():
             heads.half_width = dict(zip(("seen", "unseen", "ranking"), map(float, half),
                                         strict=True))
         return heads
 
 
-def _predict(estimator, rows: np.ndarray) -> np.ndarray:
-    """A fitted XGBoost regressor's predictions of rows, straight from its booster."""
+def _predict(estimator, rows: np.ndarray, margin: np.ndarray | None = None) -> np.ndarray:
+    """A fitted XGBoost regressor's predictions of rows (plus a base margin per row, as
+    in its fit), straight from its booster."""
     if rows.shape[0] == 0:
         return np.zeros(0)
-    out = estimator.get_booster().inplace_predict(np.ascontiguousarray(rows))
+    out = estimator.get_booster().inplace_predict(
+        np.ascontiguousarray(rows), base_margin=None if margin is None else margin)
     return np.asarray(out, dtype=float).reshape(-1)

@@ -95,8 +95,12 @@ def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd
     featurizer.fit(table)
     X = featurizer.transform_tasks(table.tasks)
     M = featurizer.transform_methods(table.methods)
-    selector = MetaInfSelector(seed=seed, **params).fit(X, table.cost, M,
-                                                        groups=groups).for_serving()
+    selector = MetaInfSelector(seed=seed, roofline_cols=featurizer.roofline_cols(),
+                               **params).fit(X, table.cost, M, groups=groups).for_serving()
+    known_roofline = int((X[:, featurizer.roofline_cols()[1]] > 0.5).sum())
+    if known_roofline < table.n_tasks:
+        log.info("roofline known for %d of %d tasks; the level of the rest is learned alone",
+                 known_roofline, table.n_tasks)
 
     describer = featurizer.describer_
     known: dict[str, dict[str, Entity]] = {}
@@ -130,6 +134,7 @@ def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd
             "train_seconds": round(time.perf_counter() - t0, 3),
             "best_params": selector.best_params_,
             "inner_folds": selector.inner_folds_,
+            "roofline_tasks": known_roofline,
             "departure": selector.departure_,
             "task_features": featurizer.feature_names(),
             "method_features": featurizer.method_feature_names(),

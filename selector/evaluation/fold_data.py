@@ -40,6 +40,8 @@ class FoldData:
     """The noise-aware co-best methods of each test task (None: strict truth only)."""
     available_test: np.ndarray | None = None
     """The methods measured on each test task's hardware for any task."""
+    roofline_cols: tuple[int, int] | None = None
+    """The task feature columns of the roofline (log seconds, known), where there is one."""
     groups_train: np.ndarray | None = None
     """Per training task, the group its protocol holds out (hardware under loho, model
     under lomo); a selector's inner folds hold these out together. None: task folds."""
@@ -72,6 +74,8 @@ def build_fold_data(table: PerfTable, fold: Fold, features: FeatureConfig, *, em
         test_idx=np.asarray(fold.test_idx),
         cobest_test=None if table.cobest is None else table.cobest[fold.test_idx],
         available_test=table.available()[fold.test_idx],
+        roofline_cols=(featurizer.roofline_cols() if hasattr(featurizer, "roofline_cols")
+                       else None),
         groups_train=(table.tasks[group_col].astype(str).to_numpy()[fold.train_idx]
                       if group_col else None),
     )

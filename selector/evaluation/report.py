@@ -202,6 +202,11 @@ def summary_markdown(result: EvaluationResult, pooled: pd.DataFrame,
         for protocol, g in ablation_pooled.groupby("protocol", sort=False):
             g = g.assign(config=g["style"] + "/k" + g["svd_k"].astype(str))
             out += [f"Protocol `{protocol}`:", "", markdown_table(g, label_col="config"), ""]
+    if result.roofline_known is not None:
+        known, total = result.roofline_known
+        out.append(f"Roofline known for {known} of {total} tasks (the level of the others is "
+                   f"learned alone).")
+        out.append("")
     out.append(f"Wall time: {result.wall_s:.1f} s.")
     return "\n".join(out) + "\n"
 

@@ -95,13 +95,19 @@ class EvaluationResult:
     ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
     folds: dict[str, list[Fold]] = field(default_factory=dict)
     wall_s: float = float("nan")
+    roofline_known: tuple[int, int] | None = None
+    """(tasks whose roofline is known, tasks): the level of the others is learned alone."""
 
 
 def run_job(job: Job, data: FoldData, seed: int = 0,
             restrict_to_candidates: bool = True) -> JobResult:
     """Fit the job's selector on the training fold, predict the test tasks, score them."""
     try:
-        selector = make_selector(job.selector, **_job_params(job.selector, seed))
+        params = _job_params(job.selector, seed)
+        if data.roofline_cols is not None and "roofline_cols" in make_selector(
+                job.selector).get_params(deep=False):
+            params["roofline_cols"] = data.roofline_cols
+        selector = make_selector(job.selector, **params)
         t0 = time.perf_counter()
         if data.groups_train is not None and _takes_groups(selector):
             selector.fit(data.X_train, data.C_train, data.M, groups=data.groups_train)
@@ -211,7 +217,18 @@ def run_evaluation(table: PerfTable, config: EvaluationConfig, *, embedder=None,
     ablation_outcomes = _concat([r.outcomes for r in abl])
     ablation = fold_metrics(abl, ablation_outcomes, with_oracle=False, keep_features=True)
     return EvaluationResult(outcomes, metrics, ablation_outcomes, ablation, folds,
-                            time.perf_counter() - start)
+                            time.perf_counter() - start, _roofline_known(data))
+
+
+def _roofline_known(data: dict) -> tuple[int, int] | None:
+    """How many of the table's tasks have a known roofline (from any fold's features)."""
+    for fd in data.values():
+        if fd.roofline_cols is None:
+            continue
+        col = fd.roofline_cols[1]
+        known = int((fd.X_train[:, col] > 0.5).sum() + (fd.X_test[:, col] > 0.5).sum())
+        return known, len(fd.X_train) + len(fd.X_test)
+    return None
 
 
 def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
