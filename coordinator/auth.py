@@ -3,7 +3,7 @@
 A token file holds one token per line: ``TOKEN ROLE OPERATOR`` (``#`` starts a comment).
 Roles: ``worker`` (register, heartbeat, lease, report results and block timings),
 ``client`` (select, place, status, export, list workers), ``admin`` (everything,
-campaigns and model reload included).
+campaigns and model reload included); any role may ping.
 Health and reflection never need a token. Tokens are compared in constant time and
 never logged.
 """
@@ -34,6 +34,7 @@ METHOD_ROLES: dict[str, tuple[str, ...]] = {
     "/metainf.v1.Coordinator/ListWorkers": ("client", "admin"),
     "/metainf.v1.Selector/Select": ("client", "admin"),
     "/metainf.v1.Selector/ReloadModel": ("admin",),
+    "/metainf.v1.Selector/Ping": ("worker", "client", "admin"),
     "/metainf.v1.Placement/Place": ("client", "admin"),
 }
 """Which roles may call each RPC; a method not listed here needs no token."""

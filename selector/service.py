@@ -30,6 +30,8 @@ FarmHardware = Callable[[], list[tuple[str, dict, float]]]
 OnAnswer = Callable[[dict], None]
 """Told a summary of every Select answer (see answer_summary), e.g. for a dashboard."""
 
+_PONG = farm_pb2.PingResponse()
+
 RELOAD_CHECK_S = 2.0
 """How often a Select checks the model directory for a newer version."""
 
@@ -202,6 +204,10 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         if self.on_answer is not None:
             self.on_answer(answer_summary(request, sel))
         return selection_to_response(sel)
+
+    def Ping(self, request, context):
+        """Answer at once: the floor of a Select through the same interceptors."""
+        return _PONG
 
     def ReloadModel(self, request, context):
         """Load the newest trained model from the model directory; answer once it is warm

@@ -50,7 +50,7 @@ PROFILE = {"kind": "cpu", "cpu_model": "Test CPU", "cpu_cores": 1, "ram_gb": 8.0
            "isa_flags": ["avx2"]}
 SELECT_WORKLOAD = {"dataset": "synthetic-shared-prefix", "num_prompts": 16,
                    "max_output_tokens": 16, "batch_size": 8}
-SELECTOR_RPCS = ("Select", "ReloadModel")
+SELECTOR_RPCS = ("Select", "ReloadModel", "Ping")
 PLACEMENT_RPCS = ("Place",)
 
 
@@ -491,6 +491,9 @@ ROWS = [
         select()),
     row("ReloadModel", "model-dir=no-trained-model", "FAILED_PRECONDITION", "metainf train",
         lambda farm: farm_pb2.ReloadModelRequest()),
+    # Ping has no fields: only a message over the size limit is refused.
+    row("Ping", f"unknown-field={BIG}", TOO_BIG, "larger than max", oversized_unknown_field,
+        raw=True),
 ]
 
 TRAINED_ROWS = [

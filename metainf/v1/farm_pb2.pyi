@@ -537,6 +537,14 @@ class ReloadModelResponse(_message.Message):
     model_version: str
     def __init__(self, model_version: _Optional[str] = ...) -> None: ...
 
+class PingRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PingResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class PlaceModel(_message.Message):
     __slots__ = ("catalog", "params_per_block", "weight_bits", "block_overhead", "cache_bytes_per_value")
     CATALOG_FIELD_NUMBER: _ClassVar[int]

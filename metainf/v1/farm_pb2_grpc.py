@@ -473,6 +473,11 @@ class SelectorStub:
                 request_serializer=metainf_dot_v1_dot_farm__pb2.ReloadModelRequest.SerializeToString,
                 response_deserializer=metainf_dot_v1_dot_farm__pb2.ReloadModelResponse.FromString,
                 _registered_method=True)
+        self.Ping = channel.unary_unary(
+                '/metainf.v1.Selector/Ping',
+                request_serializer=metainf_dot_v1_dot_farm__pb2.PingRequest.SerializeToString,
+                response_deserializer=metainf_dot_v1_dot_farm__pb2.PingResponse.FromString,
+                _registered_method=True)
 
 
 class SelectorServicer:
@@ -494,6 +499,15 @@ class SelectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Ping(self, request, context):
+        """Does nothing else: answers at once. It passes through the same interceptors as Select
+        (tokens, concurrency limits, metrics), so it is the floor Select is measured against,
+        and a client's check of its token and round trip. Any role may call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SelectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -506,6 +520,11 @@ def add_SelectorServicer_to_server(servicer, server):
                     servicer.ReloadModel,
                     request_deserializer=metainf_dot_v1_dot_farm__pb2.ReloadModelRequest.FromString,
                     response_serializer=metainf_dot_v1_dot_farm__pb2.ReloadModelResponse.SerializeToString,
+            ),
+            'Ping': grpc.unary_unary_rpc_method_handler(
+                    servicer.Ping,
+                    request_deserializer=metainf_dot_v1_dot_farm__pb2.PingRequest.FromString,
+                    response_serializer=metainf_dot_v1_dot_farm__pb2.PingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -563,6 +582,33 @@ class Selector:
             '/metainf.v1.Selector/ReloadModel',
             metainf_dot_v1_dot_farm__pb2.ReloadModelRequest.SerializeToString,
             metainf_dot_v1_dot_farm__pb2.ReloadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ping(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/metainf.v1.Selector/Ping',
+            metainf_dot_v1_dot_farm__pb2.PingRequest.SerializeToString,
+            metainf_dot_v1_dot_farm__pb2.PingResponse.FromString,
             options,
             channel_credentials,
             insecure,

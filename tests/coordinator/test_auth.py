@@ -96,6 +96,20 @@ def test_every_rpc_needs_a_token_with_a_role():
     assert rpcs == set(METHOD_ROLES)
 
 
+def test_ping_checks_any_roles_token(secured, tmp_path):
+    address, files = secured
+    bad = tmp_path / "bad.token"
+    bad.write_text("client-token-0123456780\n")
+    for role in ("worker_a", "client", "admin"):
+        selector = farm_pb2_grpc.SelectorStub(channel(address, str(files[role])))
+        assert selector.Ping(farm_pb2.PingRequest(), timeout=10) == farm_pb2.PingResponse()
+    for token in (None, str(bad)):
+        with pytest.raises(grpc.RpcError) as info:
+            farm_pb2_grpc.SelectorStub(channel(address, token)).Ping(farm_pb2.PingRequest(),
+                                                                     timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_place_is_for_clients_and_admins(secured):
     address, files = secured
     request = farm_pb2.PlaceRequest(
