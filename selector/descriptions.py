@@ -489,8 +489,11 @@ def workload_entity(key: str, label: str, stats: Mapping[str, Any],
                   reasoning=tuple(reasoning), facts=facts, parts=tuple(parts))
 
 
-def columns_entity(values: Mapping[str, Any]) -> Entity:
-    """Describe an external table's workload from its columns ('Column: value')."""
+def columns_entity(values: Mapping[str, Any], roles: Mapping[str, str] | None = None
+                   ) -> Entity:
+    """Describe an external table's workload from its columns ('Column: value'); the
+    columns ``roles`` names also give the facts a roofline needs (tokens in and out per
+    request, requests per batch; one batch of requests when the table says no more)."""
     details = tuple((str(c), format_value(v)) for c, v in values.items())
     facts: dict[str, float] = {}
     reasoning: list[str] = []
@@ -499,6 +502,8 @@ def columns_entity(values: Mapping[str, Any]) -> Entity:
         if x is None:
             continue
         facts[f"col:{c}"] = x
+        if roles and c in roles:
+            facts[roles[c]] = x
         low = str(c).lower()
         if "batch" in low:
             reasoning.append(f"{c} {format_value(x)}: bigger batches amortise weight reads in "
@@ -509,6 +514,9 @@ def columns_entity(values: Mapping[str, Any]) -> Entity:
         elif "output" in low or "gen" in low:
             reasoning.append(f"{c} {format_value(x)}: longer outputs mean more memory-bound "
                              "decode steps.")
+    if roles and {"input_len_mean", "output_len_mean"} <= set(facts):
+        facts.setdefault("batch_size", 1.0)
+        facts["num_prompts"] = facts["batch_size"]
     label = ", ".join(f"{c} {v}" for c, v in details)
     return Entity(axis="workload", key=workload_key(values.values()), label=label,
                   details=details, reasoning=tuple(reasoning), facts=facts,
@@ -638,7 +646,7 @@ class TableDescriber:
             bs = _num(values.get("batch_size"))
             e = workload_entity(key, label, stats, bs, rest)
             return e
-        return columns_entity(values)
+        return columns_entity(values, self.mapping.token_roles())
 
     def method(self, name: str) -> Entity:
         """A method by name, with the engine options the meta records for it."""

@@ -31,6 +31,17 @@ class TableMapping:
     minimize: bool
     hardware_col: str | None = None
     model_col: str | None = None
+    input_tokens_col: str | None = None
+    output_tokens_col: str | None = None
+    batch_col: str | None = None
+    """Optional workload columns a roofline needs (tokens in and out per request, requests
+    per batch); a table without them has its level learned alone."""
+
+    def token_roles(self) -> dict[str, str]:
+        """Workload column -> the fact it gives a roofline (for the columns named)."""
+        roles = {self.input_tokens_col: "input_len_mean", self.output_tokens_col:
+                 "output_len_mean", self.batch_col: "batch_size"}
+        return {c: r for c, r in roles.items() if c}
 
     @property
     def workload_cols(self) -> tuple[str, ...]:
@@ -56,19 +67,30 @@ class TableMapping:
                 raise TableError(f"the {role} column {col!r} cannot also be a task column")
         if self.method_col == self.metric_col:
             raise TableError(f"method and metric column are the same ({self.method_col!r})")
+        for flag, col in (("--input-tokens-col", self.input_tokens_col),
+                          ("--output-tokens-col", self.output_tokens_col),
+                          ("--batch-col", self.batch_col)):
+            if col and col not in self.workload_cols:
+                raise TableError(f"{flag}: {col!r} is not a workload task column (those are "
+                                 f"{list(self.workload_cols)})")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form of the mapping."""
         return {"task_cols": list(self.task_cols), "method_col": self.method_col,
                 "metric_col": self.metric_col, "minimize": self.minimize,
-                "hardware_col": self.hardware_col, "model_col": self.model_col}
+                "hardware_col": self.hardware_col, "model_col": self.model_col,
+                "input_tokens_col": self.input_tokens_col,
+                "output_tokens_col": self.output_tokens_col, "batch_col": self.batch_col}
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> TableMapping:
         """Inverse of to_dict."""
         return cls(task_cols=tuple(obj["task_cols"]), method_col=obj["method_col"],
                    metric_col=obj["metric_col"], minimize=bool(obj["minimize"]),
-                   hardware_col=obj.get("hardware_col"), model_col=obj.get("model_col"))
+                   hardware_col=obj.get("hardware_col"), model_col=obj.get("model_col"),
+                   input_tokens_col=obj.get("input_tokens_col"),
+                   output_tokens_col=obj.get("output_tokens_col"),
+                   batch_col=obj.get("batch_col"))
 
 
 FARM_MAPPING = TableMapping(

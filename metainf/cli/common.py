@@ -57,6 +57,12 @@ def add_mapping_flags(p: argparse.ArgumentParser) -> None:
                            help="higher metric is better (throughput)")
     g.add_argument("--hardware-col", metavar="H", help="column describing the hardware")
     g.add_argument("--model-col", metavar="M2", help="column naming the model")
+    g.add_argument("--input-tokens-col", metavar="I",
+                   help="workload column of input tokens per request (for the roofline)")
+    g.add_argument("--output-tokens-col", metavar="O",
+                   help="workload column of output tokens per request (for the roofline)")
+    g.add_argument("--batch-col", metavar="B",
+                   help="workload column of requests per batch (for the roofline)")
 
 
 def mapping_from_args(args: argparse.Namespace):
@@ -65,7 +71,12 @@ def mapping_from_args(args: argparse.Namespace):
 
     given = {k: getattr(args, k, None) for k in ("task_cols", "method_col", "metric_col",
                                                  "minimize", "hardware_col", "model_col")}
+    tokens = {k: getattr(args, k, None) for k in ("input_tokens_col", "output_tokens_col",
+                                                  "batch_col")}
     if all(v is None for v in given.values()):
+        if any(tokens.values()):
+            raise CliError("--task-cols: the roofline column flags are for external tables; "
+                           "name the task columns too")
         return None
     if given["metric_col"] is not None and given["minimize"] is None:
         raise CliError("--metric-col: say its direction with --minimize or --maximize")
@@ -91,6 +102,7 @@ def mapping_from_args(args: argparse.Namespace):
         else (given["hardware_col"] or FARM_MAPPING.hardware_col),
         model_col=given["model_col"] if given["task_cols"] is not None
         else (given["model_col"] or FARM_MAPPING.model_col),
+        **tokens,
     )
 
 

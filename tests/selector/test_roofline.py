@@ -61,3 +61,30 @@ def test_a_gpu_never_measured_is_predicted_faster_the_faster_it_is():
     h100 = predicted(HardwareOption(text="NVIDIA H100 80GB"))
     h200 = predicted(HardwareOption(text="NVIDIA H200 141GB HBM3e, 4.8 TB/s"))
     assert h200 < h100 < cpu
+
+
+def test_mapped_token_columns_give_an_external_table_its_roofline():
+    from metainf.selector.descriptions import TableDescriber
+    from metainf.selector.table import TableError, TableMapping
+
+    mapping = TableMapping(task_cols=("model", "gpu", "in", "out", "bs"), method_col="m",
+                           metric_col="t", minimize=True, hardware_col="gpu", model_col="model",
+                           input_tokens_col="in", output_tokens_col="out", batch_col="bs")
+    mapping.validate()
+    describer = TableDescriber(mapping, {})
+    row = {"model": "llama-3.1-8b", "gpu": "H100 80GB", "in": 512, "out": 128, "bs": 8}
+    entities = {axis: describer.entity(axis, describer.values(axis, row))
+                for axis in describer.axes()}
+    facts = entities["workload"].facts
+    assert (facts["input_len_mean"], facts["output_len_mean"], facts["batch_size"],
+            facts["num_prompts"]) == (512, 128, 8, 8)
+    assert math.isfinite(roofline_seconds(entities))
+    unmapped = TableDescriber(TableMapping(task_cols=mapping.task_cols, method_col="m",
+                                           metric_col="t", minimize=True, hardware_col="gpu",
+                                           model_col="model"), {})
+    plain = {axis: unmapped.entity(axis, unmapped.values(axis, row)) for axis in unmapped.axes()}
+    assert math.isnan(roofline_seconds(plain))
+    with pytest.raises(TableError, match="--batch-col"):
+        TableMapping(task_cols=("model", "gpu", "in"), method_col="m", metric_col="t",
+                     minimize=True, hardware_col="gpu", model_col="model",
+                     batch_col="gpu").validate()
