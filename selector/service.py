@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -36,9 +38,78 @@ RELOAD_CHECK_S = 2.0
 """How often a Select checks the model directory for a newer version."""
 
 
+ANSWER_CACHE_ENTRIES = 4096
+"""Select answers the serving model remembers (each a response of a few KB)."""
+
+
+def normalised_request(request: farm_pb2.SelectRequest) -> tuple[bytes, Any] | None:
+    """(key, parsed workload) of a request: the same question asked with its workload
+    JSON spaced or ordered differently, or with the defaults of objective and risk left
+    out, gets the same key. None for a request whose workload is not a JSON object (its
+    answer is an error, computed each time) or that asks for every farm hardware class
+    (its options change as workers register)."""
+    if request.all_farm_hardware:
+        return None
+    try:
+        workload = json.loads(request.workload_json)
+    except ValueError:
+        return None
+    if not isinstance(workload, dict):
+        return None
+    canonical = farm_pb2.SelectRequest()
+    canonical.CopyFrom(request)
+    try:
+        canonical.workload_json = json.dumps(workload, sort_keys=True, separators=(",", ":"))
+    except ValueError:  # NaN and the like: let the selector say what is wrong
+        return None
+    canonical.objective = request.objective or "runtime"
+    canonical.risk = request.risk or "upper"
+    return canonical.SerializeToString(deterministic=True), workload
+
+
+class AnswerCache:
+    """Select answers of one model version, by request: its exact bytes, or its
+    normalised form (normalised_request). Reset whole when another version starts
+    serving, so no answer of an old model is ever served; bounded, oldest out first."""
+
+    def __init__(self, entries: int = ANSWER_CACHE_ENTRIES):
+        self.entries = entries
+        self._state: tuple[str | None, dict[bytes, Any]] = (None, {})
+        self._lock = threading.Lock()
+
+    def reset(self, version: str | None) -> None:
+        """Forget every answer; from now on keep those of `version` only."""
+        with self._lock:
+            self._state = (version, {})
+
+    def get(self, version: str, key: bytes) -> Any:
+        """The answer kept for key under version, or None."""
+        kept, answers = self._state  # one atomic read: a version and its own answers
+        return answers.get(key) if kept == version else None
+
+    def put(self, version: str, keys: tuple[bytes, ...], answer: Any) -> None:
+        """Keep an answer under keys, unless another version serves now."""
+        if self.entries <= 0:
+            return
+        with self._lock:
+            kept, answers = self._state
+            if version != kept:
+                return
+            while answers and len(answers) + len(keys) > self.entries:
+                del answers[next(iter(answers))]
+            for key in keys:
+                answers[key] = answer
+
+    def __len__(self) -> int:
+        """Keys kept (an answer is kept under its request's bytes and normalised form)."""
+        return len(self._state[1])
+
+
 def request_to_query(request: farm_pb2.SelectRequest,
-                     farm_hardware: FarmHardware = list) -> SelectQuery:
-    """A SelectQuery from a SelectRequest (farm hardware added when asked)."""
+                     farm_hardware: FarmHardware = list,
+                     workload: Any = None) -> SelectQuery:
+    """A SelectQuery from a SelectRequest (farm hardware added when asked); `workload`
+    is the request's workload JSON already parsed, when it was."""
     options = [HardwareOption(name=h.name, text=h.text,
                               price_per_hour=h.price_per_hour if h.HasField("price_per_hour")
                               else None,
@@ -56,7 +127,8 @@ def request_to_query(request: farm_pb2.SelectRequest,
                                               profile=profile))
     return SelectQuery(
         model=request.model, model_text=request.model_text, hardware=tuple(options),
-        workload=request.workload_json, methods=tuple(request.methods),
+        workload=request.workload_json if workload is None else workload,
+        methods=tuple(request.methods),
         budget=request.budget if request.HasField("budget") else None,
         objective=request.objective or "runtime", risk=request.risk or "upper",
     )
@@ -134,10 +206,12 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
     """Answers Select from the newest model in model_dir; reloads on request or change."""
 
     def __init__(self, model_dir: Path | None, farm_hardware: FarmHardware = list,
-                 warm_up: bool = True, on_answer: OnAnswer | None = None):
+                 warm_up: bool = True, on_answer: OnAnswer | None = None,
+                 answer_cache: int = ANSWER_CACHE_ENTRIES):
         self.model_dir = Path(model_dir) if model_dir else None
         self.farm_hardware = farm_hardware
         self.on_answer = on_answer
+        self.answers = AnswerCache(answer_cache)
         self.warm_up = warm_up
         self._lock = threading.Lock()
         self._model: TrainedModel | None = None
@@ -163,6 +237,7 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         model = load_model(self.model_dir)
         with self._lock:
             self._model = model
+            self.answers.reset(model.version)
             self._checked = time.monotonic()
         log.info("selector model %s loaded from %s", model.version, model.path)
         if self.warm_up and wait_warm:
@@ -189,21 +264,47 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         return self._model
 
     def Select(self, request, context):
-        """Score every candidate (method, hardware) and return the best within budget."""
+        """Score every candidate (method, hardware) and return the best within budget.
+
+        A question asked before of the same model is answered from the answer cache: its
+        exact request bytes first, then its normalised form.
+        """
         model = self._current()
         if model is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, how_to_train(self.model_dir))
+        version = model.version
+        raw = request.SerializeToString(deterministic=True)
+        hit = self.answers.get(version, raw)
+        if hit is None:
+            normal = normalised_request(request)
+            if normal is not None:
+                hit = self.answers.get(version, normal[0])
+                if hit is not None:
+                    self.answers.put(version, (raw,), hit)
+            if hit is None:
+                hit = self._answer(model, request, context, normal)
+        response, summary = hit
+        if self.on_answer is not None:
+            self.on_answer(summary)
+        return response
+
+    def _answer(self, model: TrainedModel, request, context,
+                normal: tuple[bytes, Any] | None) -> tuple[farm_pb2.SelectResponse, dict]:
+        """Compute an answer (and keep it when the request has a normalised form)."""
         try:
-            query = request_to_query(request, self.farm_hardware)
+            query = request_to_query(request, self.farm_hardware,
+                                     normal[1] if normal is not None else None)
             sel = select(model, query)
         except SelectionError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Exception as exc:
             log.exception("Select failed")
             context.abort(grpc.StatusCode.INTERNAL, f"select failed: {exc}")
-        if self.on_answer is not None:
-            self.on_answer(answer_summary(request, sel))
-        return selection_to_response(sel)
+        answer = (selection_to_response(sel), answer_summary(request, sel))
+        if normal is not None:
+            self.answers.put(model.version, (request.SerializeToString(deterministic=True),
+                                             normal[0]), answer)
+        return answer
 
     def Ping(self, request, context):
         """Answer at once: the floor of a Select through the same interceptors."""
