@@ -26,6 +26,10 @@ RPCs during the Select load: p99 <= 50 ms.
     python scripts/bench_select.py --qps 500 --seconds 20 --train-rows 100000
     python scripts/bench_select.py --coordinator HOST:PORT --model-dir DIR
     python scripts/bench_select.py --profile            # py-spy the coordinator's Select
+
+--profile needs py-spy (`pip install py-spy`, not a dependency of the project); it samples
+the coordinator during the known-question phase, whose CPU figure then includes py-spy's
+own cost.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import math
 import multiprocessing as mp
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -517,28 +522,37 @@ def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | Non
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def profile_lines(raw: Path, top: int = 14) -> list[str]:
-    """Where the coordinator's time went while serving Select: inclusive share per frame."""
+def profile_lines(raw: Path, top: int = 12) -> list[str]:
+    """Where the coordinator's time went while serving Select: the share of samples inside
+    the Select handler, and the top functions (inclusive share) of Select when it holds a
+    noticeable share, else of every busy thread (the gRPC server's own loop)."""
     if not raw.exists():
         return ["profile: py-spy wrote nothing (needs ptrace rights)"]
-    incl, total, select_total = Counter(), 0, 0
+    incl, incl_all, total, select_total = Counter(), Counter(), 0, 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
         n = int(count)
         total += n
-        frames = stack.split(";")
+        frames = {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}  # functions
+        for f in frames:
+            incl_all[f] += n
         if not any(".Select (" in f for f in frames):
             continue
         select_total += n
-        for f in set(frames):
+        for f in frames:
             incl[f] += n
+    share = select_total / max(total, 1)
+    where, counts, base = (("Select", incl, select_total) if share >= 0.05
+                           else ("every busy coordinator thread", incl_all, total))
     lines = [f"profile: {total} samples of busy coordinator threads, {select_total} "
-             f"({100 * select_total / max(total, 1):.0f}%) inside Select; top frames "
-             f"by inclusive share of Select:"]
-    for frame, n in incl.most_common(top):
-        lines.append(f"  {100 * n / max(select_total, 1):5.1f}%  {frame[:110]}")
+             f"({100 * share:.0f}%) inside the Select handler; top functions by inclusive "
+             f"share of {where}:"]
+    skip = ("Thread.run", "Thread._bootstrap", "Thread._bootstrap_inner")
+    shown = [(f, n) for f, n in counts.most_common() if not f.startswith(skip)][:top]
+    for frame, n in shown:
+        lines.append(f"  {100 * n / max(base, 1):5.1f}%  {frame[:110]}")
     return lines
 
 
