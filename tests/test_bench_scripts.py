@@ -43,6 +43,26 @@ def test_first_seen_texts_are_unique_per_client_and_call():
     assert bench.first_seen_text(0, 0, "run1/") != bench.first_seen_text(0, 0, "run2/")
 
 
+def test_select_targets_are_judged_against_the_ping_floor_of_the_same_run():
+    bench = _script("bench_select")
+
+    def phase(cpu, p99, qps=500.0, errors=None, **extra):
+        return {"server_cpu_ms": cpu, "p50_ms": p99 / 2, "p99_ms": p99, "qps_ok": qps,
+                "errors": errors or {}, **extra}
+
+    ping = phase(0.4, 2.0)
+    good = {"ping": ping, "known": phase(0.6, 4.0), "first": phase(40.0, 45.0, 20.0),
+            "busy": phase(0.6, 5.0, worker_p99_ms=12.0, worker_errors={})}
+    line = bench.targets_line(good, 500.0, 2, 20.0)
+    assert line.startswith("targets:") and "MISSED" not in line and line.count("met") == 5
+    bad = {**good, "known": phase(0.9, 4.0, 480.0, {"CANCELLED": 3}),
+           "busy": phase(0.6, 5.0, worker_p99_ms=60.0, worker_errors={})}
+    line = bench.targets_line(bad, 500.0, 2, 20.0)
+    assert "(2.25x): MISSED" in line and "(3 errors, 480 QPS answered): MISSED" in line
+    assert "(60.00 ms): MISSED" in line and "(4.00 ms): met" in line
+    assert "coordinator CPU per call 1.50x" in bench.ratio_line(ping, good["known"])
+
+
 def test_engine_flags_spell_every_option_for_the_vllm_cli():
     fidelity = _script("bench_fidelity")
     flags = fidelity.engine_flags(
