@@ -282,15 +282,16 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
                 if hit is not None:
                     self.answers.put(version, (raw,), hit)
             if hit is None:
-                hit = self._answer(model, request, context, normal)
+                hit = self._answer(model, request, context, raw, normal)
         response, summary = hit
         if self.on_answer is not None:
             self.on_answer(summary)
         return response
 
-    def _answer(self, model: TrainedModel, request, context,
+    def _answer(self, model: TrainedModel, request, context, raw: bytes,
                 normal: tuple[bytes, Any] | None) -> tuple[farm_pb2.SelectResponse, dict]:
-        """Compute an answer (and keep it when the request has a normalised form)."""
+        """Compute an answer (and keep it, under the request's bytes and normalised form,
+        when it has one)."""
         try:
             query = request_to_query(request, self.farm_hardware,
                                      normal[1] if normal is not None else None)
@@ -302,8 +303,7 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
             context.abort(grpc.StatusCode.INTERNAL, f"select failed: {exc}")
         answer = (selection_to_response(sel), answer_summary(request, sel))
         if normal is not None:
-            self.answers.put(model.version, (request.SerializeToString(deterministic=True),
-                                             normal[0]), answer)
+            self.answers.put(model.version, (raw, normal[0]), answer)
         return answer
 
     def Ping(self, request, context):
