@@ -6,8 +6,8 @@ processes at a fixed target rate (open loop: a late answer does not delay the ne
 request), one phase after another on the same server with the same clients:
 
 1. Ping, the floor: an RPC that does nothing, through the same interceptors as Select;
-2. Select for known entities (a task of the training table, 256 questions asked over
-   and over);
+2. Select for known entities (256 questions drawn from the training table's tasks, each
+   asked once before the phases, then over and over);
 3. the same Select load while a worker process heartbeats, leases and reports cells;
 4. Select with a hardware text never seen before on every call (--first-seen-qps).
 
@@ -662,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     print(*benchlib.header_lines(), sep="\n")
     print(f"clients: {args.clients} processes, open loop (gRPC futures), deadline "
           f"{DEADLINE_S:.0f} s; one hardware option per Select (8 candidate methods); known "
-          f"entities: 256 distinct questions asked over and over; each phase "
+          f"entities: 256 questions drawn from the training tasks, asked over and over; each phase "
           f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured")
     model_dir = args.model_dir
     if model_dir is None:
