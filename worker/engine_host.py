@@ -11,6 +11,7 @@ import traceback
 from typing import Any
 
 from metainf.worker.engines.base import EngineOptions
+from metainf.worker.quiet import DEFAULT_QUIET, QuietPolicy
 from metainf.worker.runner import Cell, CellRunner
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,8 @@ def _classify(exc: BaseException) -> str:
     return "oom" if isinstance(exc, MemoryError) or "out of memory" in text else "failed"
 
 
-def _host_main(conn, engine_name: str, options: EngineOptions, log_level: int) -> None:
+def _host_main(conn, engine_name: str, options: EngineOptions, log_level: int,
+               quiet: QuietPolicy | None = None) -> None:
     """Child entry point: serve run requests until told to stop or the pipe closes."""
     os.dup2(2, 1)  # engines log to stdout; stdout belongs to the worker's answer
     sys.stdout = sys.stderr
@@ -33,7 +35,7 @@ def _host_main(conn, engine_name: str, options: EngineOptions, log_level: int) -
         # Every thread of the engine (and the processes it spawns) stays on the worker's
         # cores, not only the OpenMP threads VLLM_CPU_OMP_THREADS_BIND places.
         os.sched_setaffinity(0, options.cpus)
-    runner = CellRunner(lambda: create_engine(engine_name), options)
+    runner = CellRunner(lambda: create_engine(engine_name), options, quiet)
     try:
         while True:
             try:
@@ -54,11 +56,16 @@ def _host_main(conn, engine_name: str, options: EngineOptions, log_level: int) -
 
 
 class EngineHost:
-    """Parent-side handle of the engine process: run cells with a deadline, restart on death."""
+    """Parent-side handle of the engine process: run cells with a deadline, restart on death.
 
-    def __init__(self, engine_name: str, options: EngineOptions):
+    Each measured run is preceded by the quiet-cores check of `quiet` (None: no check).
+    """
+
+    def __init__(self, engine_name: str, options: EngineOptions,
+                 quiet: QuietPolicy | None = DEFAULT_QUIET):
         self.engine_name = engine_name
         self.options = options
+        self.quiet = quiet
         self._ctx = mp.get_context("spawn")
         self._proc = None
         self._conn = None
@@ -69,7 +76,8 @@ class EngineHost:
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(
             target=_host_main,
-            args=(child, self.engine_name, self.options, logging.getLogger().level),
+            args=(child, self.engine_name, self.options, logging.getLogger().level,
+                  self.quiet),
             daemon=False)
         self._proc.start()
         child.close()

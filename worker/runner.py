@@ -1,4 +1,5 @@
-"""Running one cell: keep the right engine warm, warm up, reset caches, measure repetitions."""
+"""Running one cell: keep the right engine warm, warm up, reset caches, check the cores are
+quiet, measure repetitions."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from metainf.methods import Method, method_from_cell
 from metainf.models import resolve_model, vocab_size
 from metainf.worker.engines.base import Engine, EngineOptions
 from metainf.worker.metrics import EnergyMeter, MemoryMeter, nvml_handles, run_metrics
+from metainf.worker.quiet import CoreLoadMeter, QuietPolicy
 from metainf.workloads import WorkloadSpec, build_requests
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,18 @@ class Cell:
 
 
 class CellRunner:
-    """Runs cells one after another, reusing the warm engine when the engine key matches."""
+    """Runs cells one after another, reusing the warm engine when the engine key matches.
 
-    def __init__(self, engine_factory: Callable[[], Engine], options: EngineOptions):
+    With a quiet policy, each measured run is preceded by the quiet-cores check and the
+    other processes' load before and during it is reported (`core_load`, one entry per run,
+    also inside `engine_config_json` so that it reaches P without a wire change).
+    """
+
+    def __init__(self, engine_factory: Callable[[], Engine], options: EngineOptions,
+                 quiet: QuietPolicy | None = None):
         self.engine_factory = engine_factory
         self.options = options
+        self.quiet = quiet
         self.engine: Engine | None = None
         self.engine_key = ""
         self.engine_config: dict[str, Any] = {}
@@ -74,25 +83,43 @@ class CellRunner:
         spec = WorkloadSpec(**cell.workload)
         requests = build_requests(spec, self._vocab)
         cb = cell.method.continuous_batching
+        meter = CoreLoadMeter(self.options.cpus, self.quiet) if self.quiet else None
         # One uncounted warm-up run of one group before the measured repetitions.
         engine.reset_cache()
-        engine.run(requests[:cell.batch_size], cell.batch_size, cb)
-        runs = []
+        group = requests[:cell.batch_size]
+        t0 = time.perf_counter()
+        engine.run(group, cell.batch_size, cb)
+        # The quiet-cores wait is bounded by about one run (estimated from the warm-up).
+        last_run_s = (time.perf_counter() - t0) * len(requests) / max(len(group), 1)
+        runs, core_load = [], []
         for rep in range(cell.repetitions):
             engine.reset_cache()
+            load = meter.before_run(last_run_s) if meter else None
             with MemoryMeter(os.getpid(), self._nvml) as mem, EnergyMeter(self._nvml) as energy:
                 trace = engine.run(requests, cell.batch_size, cb)
             metrics = run_metrics(trace)
             metrics.update(repetition=rep, status="done", peak_mem_gb=mem.peak_gb,
                            energy_j=energy.joules)
             runs.append(metrics)
-            log.info("cell %s rep %d: %.3f s", cell.cell_id, rep, metrics["runtime_s"])
-        return {
+            last_run_s = metrics["runtime_s"]
+            if load is not None:
+                core_load.append({"repetition": rep, **load,
+                                  "other_load_during": meter.after_run()})
+            log.info("cell %s rep %d: %.3f s%s", cell.cell_id, rep, metrics["runtime_s"],
+                     f"; other load before {load['other_load_before']:.0%}, during "
+                     f"{core_load[-1]['other_load_during']:.0%}" if load else "")
+        config = dict(self.engine_config)
+        if core_load:
+            config["core_load"] = core_load
+        out = {
             "status": "done", "error": "", "runs": runs, "engine": engine.name,
             "engine_version": engine.version(), "weights": self.weights,
-            "engine_config_json": json.dumps(self.engine_config, sort_keys=True),
+            "engine_config_json": json.dumps(config, sort_keys=True),
             "engine_start_s": start_s,
         }
+        if core_load:
+            out["core_load"] = core_load
+        return out
 
     def close(self) -> None:
         """Shut the warm engine down."""

@@ -74,3 +74,18 @@ def test_the_engine_runs_on_the_workers_cores_only():
 def test_unknown_engine_lists_known_ones():
     with pytest.raises(ValueError, match="vllm"):
         create_engine("tgi")
+
+
+def test_the_host_checks_the_cores_before_each_run_and_reports_the_load():
+    host = EngineHost("fake_engines:QuickEngine", EngineOptions(cpus=(0,)))
+    try:
+        out = host.run(cell(), timeout_s=60)
+        loads = json.loads(out["engine_config_json"])["core_load"]
+        assert [r["repetition"] for r in loads] == [0, 1]
+        for r in loads:
+            assert 0.0 <= r["other_load_before"] <= 1.0
+            assert 0.0 <= r["other_load_during"] <= 1.0
+            # The wait never outlasts a run (0.5 s for this engine) by more than a window.
+            assert r["waited_s"] <= 0.5 + 0.3
+    finally:
+        host.close()
