@@ -113,3 +113,51 @@ def test_overhead_campaign_runs_every_cell_and_times_the_coordinator(tmp_path):
     # 4 methods share 2 engine configurations: one worker starts each once.
     assert "engine starts: 2 " in text
     assert "starts <= groups: yes" in text
+
+
+def test_fidelity_lines_up_both_engines_and_names_every_difference():
+    fidelity = _script("bench_fidelity")
+    farm = {"max_num_batched_tokens": 4096, "skip_tokenizer_init": True, "seed": 0,
+            "process_cores": {"VLLM::Worker": "0-1"}, "core_load": [{"repetition": 0}],
+            "disable_log_stats": True}
+    ref = {"max_num_batched_tokens": 2048, "skip_tokenizer_init": False, "seed": 0,
+           "process_cores": {"VLLM::Worker": "0-1"}}
+    lines = fidelity.side_by_side(farm, ref)
+    text = "\n".join(lines)
+    row = next(line for line in lines if "max_num_batched_tokens" in line)
+    assert "4096" in row and "2048" in row and "UNEXPLAINED" in row
+    assert "differs: farm: token ids in" in text
+    assert next(line for line in lines if "process_cores.VLLM::Worker" in line).endswith("=")
+    # Only the engines' resolved facts are lined up: not the run records or given flags.
+    assert "core_load" not in text and "disable_log_stats" not in text
+    assert lines[-1].strip() == ("2 of 4 equal; 1 differ for a named reason; 1 unexplained "
+                                 "(max_num_batched_tokens)")
+    assert fidelity.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {
+        "a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_fidelity_load_lines_show_waits_and_busy_runs():
+    fidelity = _script("bench_fidelity")
+    farm = [{"core_load": {"other_load_before": 0.02, "other_load_during": 0.01,
+                           "waited_s": 0.0, "quiet": True}}]
+    ref = [{"core_load": {"other_load_before": 0.4, "other_load_during": 0.3,
+                          "waited_s": 3.0, "quiet": False}}, {"core_load": {}}]
+    lines = fidelity.load_lines(farm, ref)
+    assert lines[1] == "  farm: 2%/1%"
+    assert lines[2] == "  vLLM: 40%/30% waited 3.0 s BUSY, n/a"
+    assert fidelity.engine_flags({}, {"disable_log_stats": True}) == ["--disable-log-stats"]
+
+
+def test_a_pair_is_disturbed_when_either_sides_cores_were_busy():
+    fidelity = _script("bench_fidelity")
+
+    def run(before, during, quiet=True):
+        return {"core_load": {"other_load_before": before, "other_load_during": during,
+                              "waited_s": 0.0, "quiet": quiet}}
+
+    assert fidelity.disturbed(run(0.02, 0.0), run(0.1, 0.05), threshold=0.15) == ""
+    assert fidelity.disturbed(run(0.02, 0.0), run(0.8, 0.05, quiet=False),
+                              threshold=0.15) == "vLLM 80%/5%"
+    assert fidelity.disturbed(run(0.02, 0.3), run(0.0, 0.0), threshold=0.15) == "farm 2%/30%"
+    # A side without a record (an older engine host) does not count as disturbed.
+    assert fidelity.disturbed({"core_load": {}}, run(0.0, 0.0), threshold=0.15) == ""
