@@ -10,6 +10,7 @@ import os
 import queue
 import shutil
 import sqlite3
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -371,6 +372,11 @@ class OpenVinoTransformer:
     """
 
     def __init__(self, st_model, model_id: str, folder: Path):
+        # OpenVINO's model converter reports usage over the network unless its telemetry
+        # package is missing; without one it falls back to its own silent stub. Nothing
+        # here may reach a network (and the report, forked from a threaded process, was
+        # seen to crash with a segmentation fault).
+        sys.modules.setdefault("openvino_telemetry", None)
         import openvino as ov
 
         transformer = st_model[0]

@@ -16,7 +16,8 @@ LINT = [sys.executable, str(ROOT / "scripts" / "lint_imports.py")]
 
 
 def _lint(*extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*LINT, *extra], capture_output=True, text=True, timeout=120)
+    return subprocess.run([*LINT, *extra], capture_output=True, text=True, encoding="utf-8",
+                          errors="replace", timeout=120)
 
 
 def test_the_layout_contracts_hold():
@@ -25,7 +26,8 @@ def test_the_layout_contracts_hold():
     assert "2 kept, 0 broken" in done.stdout
     # and on the repository itself, as `make lint` runs it
     plain = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
-                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+                           capture_output=True, text=True, encoding="utf-8",
+                           errors="replace", timeout=120, cwd=ROOT)
     assert plain.returncode == 0, plain.stdout[-2000:] + plain.stderr[-2000:]
     assert "2 kept, 0 broken" in plain.stdout
 
@@ -49,7 +51,7 @@ def test_a_violation_breaks_a_contract(module, line, contract):
 
 def _imports(path: Path) -> set[str]:
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
         elif isinstance(node, ast.Import):
