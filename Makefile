@@ -8,6 +8,8 @@ GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 EXTRA := $(if $(GPU),gpu,cpu)
 STAMP := $(VENV)/.installed-$(EXTRA)
 export HF_HUB_OFFLINE := 1
+# vLLM's import reads torch templates in the locale's encoding; ASCII locales break it.
+export PYTHONUTF8 := 1
 
 .PHONY: setup browser demo test test-fast lint protos clean
 

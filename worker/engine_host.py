@@ -73,6 +73,8 @@ class EngineHost:
         self.starts = 0
 
     def _spawn(self) -> None:
+        # The engine imports torch templates in the locale's encoding: UTF-8 whatever it is.
+        os.environ.setdefault("PYTHONUTF8", "1")
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(
             target=_host_main,
