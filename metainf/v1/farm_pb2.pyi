@@ -275,7 +275,7 @@ class WorkerProgress(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., hardware_label: _Optional[str] = ..., cells_done: _Optional[int] = ..., current_cell: _Optional[str] = ...) -> None: ...
 
 class CampaignStatus(_message.Message):
-    __slots__ = ("campaign_id", "name", "state", "cells", "total_cells", "workers", "eta_s", "hardware_classes", "created_at", "replica_groups")
+    __slots__ = ("campaign_id", "name", "state", "cells", "total_cells", "workers", "eta_s", "hardware_classes", "created_at", "replica_groups", "drift", "drift_note")
     class CellsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +300,8 @@ class CampaignStatus(_message.Message):
     HARDWARE_CLASSES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     REPLICA_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_NOTE_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     state: str
@@ -310,7 +312,27 @@ class CampaignStatus(_message.Message):
     hardware_classes: _containers.RepeatedScalarFieldContainer[str]
     created_at: float
     replica_groups: _containers.ScalarMap[str, int]
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., cells: _Optional[_Mapping[str, int]] = ..., total_cells: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerProgress, _Mapping]]] = ..., eta_s: _Optional[float] = ..., hardware_classes: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., replica_groups: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    drift: _containers.RepeatedCompositeFieldContainer[HardwareDrift]
+    drift_note: str
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., cells: _Optional[_Mapping[str, int]] = ..., total_cells: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerProgress, _Mapping]]] = ..., eta_s: _Optional[float] = ..., hardware_classes: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., replica_groups: _Optional[_Mapping[str, int]] = ..., drift: _Optional[_Iterable[_Union[HardwareDrift, _Mapping]]] = ..., drift_note: _Optional[str] = ...) -> None: ...
+
+class HardwareDrift(_message.Message):
+    __slots__ = ("hardware_class", "hardware_label", "results", "mdape", "held_out_mdape", "flagged", "model_versions")
+    HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_LABEL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MDAPE_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_MDAPE_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    hardware_class: str
+    hardware_label: str
+    results: int
+    mdape: float
+    held_out_mdape: float
+    flagged: bool
+    model_versions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hardware_class: _Optional[str] = ..., hardware_label: _Optional[str] = ..., results: _Optional[int] = ..., mdape: _Optional[float] = ..., held_out_mdape: _Optional[float] = ..., flagged: _Optional[bool] = ..., model_versions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExportResultsRequest(_message.Message):
     __slots__ = ("campaign_id", "all_replicas")
@@ -425,7 +447,7 @@ class HardwareOption(_message.Message):
     def __init__(self, name: _Optional[str] = ..., text: _Optional[str] = ..., price_per_hour: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SelectRequest(_message.Message):
-    __slots__ = ("model", "model_text", "hardware", "workload_json", "methods", "budget", "objective", "all_farm_hardware", "risk")
+    __slots__ = ("model", "model_text", "hardware", "workload_json", "methods", "budget", "objective", "all_farm_hardware", "risk", "measure_if_unsure")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_TEXT_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
@@ -435,6 +457,7 @@ class SelectRequest(_message.Message):
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     ALL_FARM_HARDWARE_FIELD_NUMBER: _ClassVar[int]
     RISK_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_IF_UNSURE_FIELD_NUMBER: _ClassVar[int]
     model: str
     model_text: str
     hardware: _containers.RepeatedCompositeFieldContainer[HardwareOption]
@@ -444,7 +467,8 @@ class SelectRequest(_message.Message):
     objective: str
     all_farm_hardware: bool
     risk: str
-    def __init__(self, model: _Optional[str] = ..., model_text: _Optional[str] = ..., hardware: _Optional[_Iterable[_Union[HardwareOption, _Mapping]]] = ..., workload_json: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ..., budget: _Optional[float] = ..., objective: _Optional[str] = ..., all_farm_hardware: _Optional[bool] = ..., risk: _Optional[str] = ...) -> None: ...
+    measure_if_unsure: bool
+    def __init__(self, model: _Optional[str] = ..., model_text: _Optional[str] = ..., hardware: _Optional[_Iterable[_Union[HardwareOption, _Mapping]]] = ..., workload_json: _Optional[str] = ..., methods: _Optional[_Iterable[str]] = ..., budget: _Optional[float] = ..., objective: _Optional[str] = ..., all_farm_hardware: _Optional[bool] = ..., risk: _Optional[str] = ..., measure_if_unsure: _Optional[bool] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("method", "hardware", "predicted", "cost", "feasible", "reason", "count", "interval")
@@ -489,7 +513,7 @@ class AxisDistance(_message.Message):
     def __init__(self, axis: _Optional[str] = ..., nearest: _Optional[str] = ..., distance: _Optional[float] = ..., threshold: _Optional[float] = ..., out_of_distribution: _Optional[bool] = ...) -> None: ...
 
 class SelectResponse(_message.Message):
-    __slots__ = ("method", "hardware", "feasible", "model_version", "candidates", "nearest_known_hardware", "metric", "lower_is_better", "message", "memory_margin", "confidence", "out_of_distribution", "ood_axes", "distances")
+    __slots__ = ("method", "hardware", "feasible", "model_version", "candidates", "nearest_known_hardware", "metric", "lower_is_better", "message", "memory_margin", "confidence", "out_of_distribution", "ood_axes", "distances", "measure_campaign_id", "measure_note")
     class NearestKnownHardwareEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -511,6 +535,8 @@ class SelectResponse(_message.Message):
     OUT_OF_DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
     OOD_AXES_FIELD_NUMBER: _ClassVar[int]
     DISTANCES_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_NOTE_FIELD_NUMBER: _ClassVar[int]
     method: str
     hardware: str
     feasible: bool
@@ -525,7 +551,9 @@ class SelectResponse(_message.Message):
     out_of_distribution: bool
     ood_axes: _containers.RepeatedScalarFieldContainer[str]
     distances: _containers.RepeatedCompositeFieldContainer[AxisDistance]
-    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., feasible: _Optional[bool] = ..., model_version: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., nearest_known_hardware: _Optional[_Mapping[str, str]] = ..., metric: _Optional[str] = ..., lower_is_better: _Optional[bool] = ..., message: _Optional[str] = ..., memory_margin: _Optional[float] = ..., confidence: _Optional[float] = ..., out_of_distribution: _Optional[bool] = ..., ood_axes: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[_Union[AxisDistance, _Mapping]]] = ...) -> None: ...
+    measure_campaign_id: str
+    measure_note: str
+    def __init__(self, method: _Optional[str] = ..., hardware: _Optional[str] = ..., feasible: _Optional[bool] = ..., model_version: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., nearest_known_hardware: _Optional[_Mapping[str, str]] = ..., metric: _Optional[str] = ..., lower_is_better: _Optional[bool] = ..., message: _Optional[str] = ..., memory_margin: _Optional[float] = ..., confidence: _Optional[float] = ..., out_of_distribution: _Optional[bool] = ..., ood_axes: _Optional[_Iterable[str]] = ..., distances: _Optional[_Iterable[_Union[AxisDistance, _Mapping]]] = ..., measure_campaign_id: _Optional[str] = ..., measure_note: _Optional[str] = ...) -> None: ...
 
 class ReloadModelRequest(_message.Message):
     __slots__ = ()
