@@ -156,6 +156,28 @@ def _select_section(metrics: FarmMetrics, now: float) -> str:
     return f"{traffic}<h3>Latest answers</h3>{latest}"
 
 
+def _drift_section(drift: Any) -> str:
+    """Per hardware class: the serving model's error on accepted results against its
+    held-out error, flagged classes first."""
+    if drift is None:
+        return '<p class="muted" id="drift">Drift is not tracked by this coordinator.</p>'
+    note = drift.note()
+    if note:
+        return f'<p class="muted" id="drift">{_e(note)}</p>'
+    report = sorted(drift.report(), key=lambda d: (not d.flagged, d.label))
+    rows = [[_e(d.label), _e(d.results), _e(f"{100 * d.mdape:.1f} %"),
+             _e(f"{100 * d.held_out_mdape:.1f} %"),
+             '<span class="lost">flagged: retrain</span>' if d.flagged else "ok",
+             _e(", ".join(d.model_versions))] for d in report]
+    margin = 100 * drift.config.margin
+    table = _table(["hardware", "results", "error vs prediction (MdAPE)", "held-out MdAPE",
+                    "drift", "model versions"], rows, "drift",
+                   "No accepted result compared with a prediction yet.")
+    return (f'{table}<p class="muted">A class is flagged when its MdAPE over its latest '
+            f'{drift.config.window} results exceeds the held-out MdAPE by more than '
+            f'{margin:g} points (--drift-margin).</p>')
+
+
 def _plan_line(entry: dict[str, Any]) -> str:
     """One plan's headline: its algorithm, predicted time per token, or why it failed."""
     name = entry.get("algorithm", "?")
@@ -223,6 +245,8 @@ Workers: {_e(fleet)}. Cells: {_e(queue)}.</p>
 {_failures_section(failures)}
 <h2>Select traffic</h2>
 {_select_section(metrics, now)}
+<h2>Model drift</h2>
+{_drift_section(metrics.drift)}
 <h2>Latest placement plan</h2>
 {_plan_section(store.latest_plan(), now)}
 <p class="muted">Prometheus metrics: <code>/metrics</code>. Health: <code>/healthz</code>.</p>

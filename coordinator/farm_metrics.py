@@ -89,6 +89,8 @@ class FarmMetrics:
         self._recent: deque[float] = deque(maxlen=RECENT_SELECTS)
         self._select_count = 0
         self._answers: deque[tuple[float, dict[str, Any]]] = deque(maxlen=RECENT_ANSWERS)
+        self.drift: Any = None
+        """The coordinator's DriftMonitor (report() and note() for the dashboard), if any."""
 
     def observe_select(self, seconds: float) -> None:
         """One answered Select call took this long."""

@@ -11,6 +11,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from metainf.client import MAX_MESSAGE_BYTES
 from metainf.coordinator.auth import TokenAuthInterceptor, load_tokens
 from metainf.coordinator.dashboard import DashboardServer, start_dashboard
+from metainf.coordinator.drift import DriftConfig, DriftMonitor
 from metainf.coordinator.farm_metrics import FarmMetrics, MetricsInterceptor
 from metainf.coordinator.limits import ConcurrencyLimitInterceptor, Limits
 from metainf.coordinator.scheduler import SchedulerConfig
@@ -26,6 +28,9 @@ from metainf.coordinator.service import CoordinatorServicer
 from metainf.coordinator.status import worker_state
 from metainf.coordinator.store import Store
 from metainf.v1 import farm_pb2_grpc
+
+if TYPE_CHECKING:  # imported where the server starts: it loads the selector
+    from metainf.coordinator.unsure import UnsureConfig
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,9 @@ class ServerConfig:
     http_port: int | None = None
     """Port of the dashboard and /metrics (0 = any free port; None = no HTTP server)."""
     scheduler: SchedulerConfig = SchedulerConfig()
+    drift: DriftConfig = DriftConfig()
+    unsure: UnsureConfig | None = None
+    """Unsure -> measure settings (None: UnsureConfig's defaults)."""
 
 
 @dataclass
@@ -61,6 +69,7 @@ class Coordinator:
     health: health.HealthServicer
     metrics: FarmMetrics | None = None
     dashboard: DashboardServer | None = None
+    drift: DriftMonitor | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, let in-flight calls finish, then close the store."""
@@ -68,6 +77,8 @@ class Coordinator:
         self.server.stop(grace).wait()
         if self.dashboard is not None:
             self.dashboard.stop()
+        if self.drift is not None:
+            self.drift.close()
         self.store.close()
 
 
@@ -114,8 +125,8 @@ def _record_plan(store: Store):
 
 def create_server(config: ServerConfig) -> Coordinator:
     """Build and start the server on config.host:config.port (0 = any free port)."""
+    from metainf.coordinator.unsure import MeasuringSelector, UnsureConfig
     from metainf.placement.service import PlacementServicer
-    from metainf.selector.service import SelectorServicer
 
     tokens = load_tokens(config.token_file) if config.token_file else None
     store = Store(config.db)
@@ -128,11 +139,15 @@ def create_server(config: ServerConfig) -> Coordinator:
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.limits.threads + 4),
                          options=options, interceptors=interceptors)
+    selector = MeasuringSelector(store, config.unsure or UnsureConfig(),
+                                 model_dir=config.model_dir, farm_hardware=_farm_hardware(store),
+                                 on_answer=metrics.record_answer)
+    drift = DriftMonitor(store, selector.current_model, config.drift)
+    metrics.registry.register(drift)
+    metrics.drift = drift
     farm_pb2_grpc.add_CoordinatorServicer_to_server(
-        CoordinatorServicer(store, config.scheduler, metrics), server)
-    farm_pb2_grpc.add_SelectorServicer_to_server(
-        SelectorServicer(config.model_dir, farm_hardware=_farm_hardware(store),
-                         on_answer=metrics.record_answer), server)
+        CoordinatorServicer(store, config.scheduler, metrics, drift), server)
+    farm_pb2_grpc.add_SelectorServicer_to_server(selector, server)
     farm_pb2_grpc.add_PlacementServicer_to_server(
         PlacementServicer(_farm_workers(store, config.scheduler), on_plan=_record_plan(store)),
         server)
@@ -158,7 +173,7 @@ def create_server(config: ServerConfig) -> Coordinator:
     if config.http_port is not None:
         dashboard = start_dashboard(store, config.host, config.http_port, tokens, metrics,
                                     config.scheduler)
-    return Coordinator(server, port, store, health_servicer, metrics, dashboard)
+    return Coordinator(server, port, store, health_servicer, metrics, dashboard, drift)
 
 
 def recover(store: Store, config: SchedulerConfig) -> None:

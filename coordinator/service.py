@@ -12,6 +12,7 @@ import grpc
 
 from metainf.coordinator import campaigns
 from metainf.coordinator.auth import current_identity
+from metainf.coordinator.drift import DriftMonitor
 from metainf.coordinator.farm_metrics import FarmMetrics
 from metainf.coordinator.plausibility import check_against_class, check_runs
 from metainf.coordinator.scheduler import SchedulerConfig, next_lease
@@ -107,10 +108,11 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
     """Implements metainf.v1.Coordinator over a Store."""
 
     def __init__(self, store: Store, config: SchedulerConfig | None = None,
-                 metrics: FarmMetrics | None = None):
+                 metrics: FarmMetrics | None = None, drift: DriftMonitor | None = None):
         self.store = store
         self.config = config or SchedulerConfig()
         self.metrics = metrics or FarmMetrics()
+        self.drift = drift
 
     # -- workers ----------------------------------------------------------------------
 
@@ -202,6 +204,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             engine_key=c["engine_key"], timeout_s=c["timeout_s"])
         log.info("leased %s (%s %s b=%d) to %s epoch %d", c["cell_id"], c["model"],
                  c["method"], c["batch_size"], worker["name"], lease.epoch)
+        if self.drift is not None:  # what the serving model expects, before it runs
+            self.drift.cell_leased(c, worker["hardware_label"], json.loads(worker["profile_json"]))
         return farm_pb2.LeaseCellResponse(cell=spec)
 
     def ReportResult(self, request, context):
@@ -263,6 +267,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         log.info("cell %s reported %s by %s (%d rows)", request.cell_id, request.status,
                  request.worker_id, stored)
+        if self.drift is not None and request.status == "done" and stored:
+            self.drift.result_accepted(cell)
         if request.status in ("failed", "oom") and \
                 self.store.cell(request.cell_id)["status"] == "pending":
             self.metrics.retried()
@@ -342,7 +348,15 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             total_cells=p["total_cells"], eta_s=p["eta_s"],
             hardware_classes=p["hardware_classes"], created_at=p["created_at"],
             workers=[farm_pb2.WorkerProgress(**w) for w in p["workers"]],
-            replica_groups=p["replica_groups"])
+            replica_groups=p["replica_groups"], **self._drift_fields(request.campaign_id))
+
+    def _drift_fields(self, campaign_id: str) -> dict[str, Any]:
+        """CampaignStatus's drift of the campaign's hardware classes, or why there is none."""
+        if self.drift is None:
+            return {"drift_note": "drift is not tracked by this coordinator"}
+        report = self.drift.report(self.store.bound_classes(campaign_id))
+        return {"drift": [farm_pb2.HardwareDrift(**d.to_dict()) for d in report],
+                "drift_note": self.drift.note()}
 
     def ExportResults(self, request, context):
         """Stream a campaign's rows of P, with its meta JSON in the first chunk."""

@@ -148,6 +148,25 @@ CREATE TABLE IF NOT EXISTS replica_groups (
     detail TEXT NOT NULL,
     decided_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS predictions (
+    cell_id TEXT PRIMARY KEY REFERENCES cells(cell_id),
+    class_id TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    predicted REAL NOT NULL,
+    held_out_ape REAL,
+    predicted_at REAL NOT NULL,
+    measured REAL,
+    ape REAL,
+    observed_at REAL
+);
+CREATE INDEX IF NOT EXISTS predictions_by_class ON predictions(class_id, observed_at);
+CREATE TABLE IF NOT EXISTS unsure_questions (
+    question TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL REFERENCES campaigns(campaign_id),
+    class_id TEXT NOT NULL,
+    asked_at REAL NOT NULL
+);
 """
 
 MIGRATIONS = (
@@ -714,3 +733,59 @@ class Store:
         rows = self.query("SELECT finished_at - started_at AS d FROM cells WHERE campaign_id=? "
                           "AND finished_at IS NOT NULL", (campaign_id,))
         return [r["d"] for r in rows if r["d"] is not None]
+
+    # -- drift: predictions of cells before they ran, and their errors --------------
+
+    def record_prediction(self, cell_id: str, class_id: str, model_version: str, metric: str,
+                          predicted: float, held_out_ape: float | None) -> bool:
+        """Keep what the serving model predicted for a cell before it ran (the first
+        prediction only: a cell leased again keeps it); True when stored."""
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "INSERT OR IGNORE INTO predictions(cell_id, class_id, model_version, metric, "
+                "predicted, held_out_ape, predicted_at) VALUES (?,?,?,?,?,?,?)",
+                (cell_id, class_id, model_version, metric, predicted, held_out_ape,
+                 time.time()))
+            return cur.rowcount == 1
+
+    def observe_prediction(self, cell_id: str) -> float | None:
+        """Compare a cell's accepted done result (median of its repetitions, in the
+        prediction's metric) with its prediction, once; the absolute percentage error, or
+        None when there is no prediction, it was compared already, or nothing is accepted."""
+        with self.transaction() as tx:
+            row = tx.execute("SELECT metric, predicted FROM predictions WHERE cell_id=? AND "
+                             "observed_at IS NULL", (cell_id,)).fetchone()
+            if row is None or row["metric"] not in METRIC_COLUMNS:
+                return None
+            values = [r[0] for r in tx.execute(
+                f"SELECT {row['metric']} FROM results WHERE cell_id=? AND status='done' "
+                f"AND accepted=1", (cell_id,)) if r[0] is not None and r[0] > 0]
+            if not values:
+                return None
+            measured = float(np.median(values))
+            ape = abs(measured - row["predicted"]) / measured
+            tx.execute("UPDATE predictions SET measured=?, ape=?, observed_at=? WHERE cell_id=?",
+                       (measured, ape, time.time(), cell_id))
+            return ape
+
+    # -- unsure -> measure: campaigns queued by a Select ---------------------------
+
+    def question_campaign(self, question: str) -> str | None:
+        """The campaign queued to measure a Select question (its key), or None."""
+        rows = self.query("SELECT campaign_id FROM unsure_questions WHERE question=?",
+                          (question,))
+        return rows[0]["campaign_id"] if rows else None
+
+    def add_question(self, question: str, campaign_id: str, class_id: str) -> None:
+        """Remember (or replace) the campaign that measures a Select question."""
+        with self.transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO unsure_questions(question, campaign_id, class_id, "
+                       "asked_at) VALUES (?,?,?,?)", (question, campaign_id, class_id,
+                                                      time.time()))
+
+    def drift_window(self, class_id: str, size: int) -> list[dict[str, Any]]:
+        """The newest `size` compared predictions of a hardware class, newest first."""
+        return self.query(
+            "SELECT cell_id, model_version, predicted, measured, ape, held_out_ape FROM "
+            "predictions WHERE class_id=? AND observed_at IS NOT NULL ORDER BY observed_at "
+            "DESC LIMIT ?", (class_id, size))

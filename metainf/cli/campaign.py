@@ -62,6 +62,11 @@ def status_dict(status) -> dict:
         "workers": [{"worker_id": w.worker_id, "name": w.name, "hardware": w.hardware_label,
                      "cells_done": w.cells_done, "current_cell": w.current_cell}
                     for w in status.workers],
+        "drift": [{"hardware": d.hardware_label, "hardware_class": d.hardware_class,
+                   "results": d.results, "mdape": d.mdape, "held_out_mdape": d.held_out_mdape,
+                   "flagged": d.flagged, "model_versions": list(d.model_versions)}
+                  for d in status.drift],
+        "drift_note": status.drift_note,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from metainf.cli.common import CliError
@@ -29,6 +30,14 @@ def add_parser(sub) -> None:
     p.add_argument("--http-port", type=int, default=None,
                    help="serve the dashboard, /metrics and /healthz on this port "
                         "(0 = any free port; default: no HTTP server)")
+    p.add_argument("--drift-margin", type=float, default=0.10,
+                   help="flag a hardware class for drift when the median error of its latest "
+                        "results against the serving model's predictions exceeds the model's "
+                        "held-out error by more than this (a fraction; default 0.10 = 10 "
+                        "points)")
+    p.add_argument("--unsure-below", type=float, default=0.6,
+                   help="a Select with measure_if_unsure whose confidence is below this queues "
+                        "the cells that would settle it (0 to 1; default 0.6)")
     p.set_defaults(func=run)
 
 
@@ -36,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
     """Validate the flags, then serve until SIGTERM."""
     from metainf.client import TokenFileError
     from metainf.coordinator.auth import load_tokens
+    from metainf.coordinator.drift import DriftConfig
     from metainf.coordinator.scheduler import SchedulerConfig
     from metainf.coordinator.server import ServerConfig, serve
+    from metainf.coordinator.unsure import UnsureConfig
 
     def path(value):
         return Path(value) if value else None
@@ -53,11 +64,17 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--heartbeat-s: must be > 0 and shorter than --lease-s")
     if args.http_port is not None and not 0 <= args.http_port <= 65535:
         raise CliError("--http-port: must be between 0 and 65535")
+    if not math.isfinite(args.drift_margin) or args.drift_margin < 0:
+        raise CliError(f"--drift-margin: must be a finite number >= 0 (got {args.drift_margin})")
+    if not 0 <= args.unsure_below <= 1:
+        raise CliError(f"--unsure-below: must be between 0 and 1 (got {args.unsure_below})")
     serve(ServerConfig(db=Path(args.db), host=args.host, port=args.port,
                        model_dir=path(args.model_dir), reflection=not args.no_reflection,
                        token_file=path(args.token_file), tls_cert=path(args.tls_cert),
                        tls_key=path(args.tls_key), tls_client_ca=path(args.tls_client_ca),
                        http_port=args.http_port,
+                       drift=DriftConfig(margin=args.drift_margin),
+                       unsure=UnsureConfig(below=args.unsure_below),
                        scheduler=SchedulerConfig(lease_s=args.lease_s,
                                                  heartbeat_interval_s=args.heartbeat_s,
                                                  max_attempts=args.max_attempts)))

@@ -66,3 +66,18 @@ def print_status(status: farm_pb2.CampaignStatus, console: Console | None = None
         for w in status.workers:
             wt.add_row(w.name, w.hardware_label, str(w.cells_done), w.current_cell or "-")
         console.print(wt)
+    print_drift(status, console)
+
+
+def print_drift(status: farm_pb2.CampaignStatus, console: Console) -> None:
+    """The serving model's drift on the campaign's hardware classes (or why none)."""
+    if status.drift_note:
+        console.print(status.drift_note, soft_wrap=True)
+    if not status.drift:
+        return
+    dt = Table("hardware", "results", "MdAPE vs prediction", "held-out MdAPE", "drift")
+    for d in status.drift:
+        dt.add_row(d.hardware_label, str(d.results), f"{100 * d.mdape:.1f} %",
+                   f"{100 * d.held_out_mdape:.1f} %",
+                   "[bold red]FLAGGED: retrain[/]" if d.flagged else "ok")
+    console.print(dt)

@@ -44,6 +44,11 @@ def add_parser(sub) -> None:
     p.add_argument("--risk", default="upper", choices=("upper", "expected"),
                    help="how a budget reads a predicted cost: at the upper end of its 80 %% "
                         "interval (default) or at the point estimate")
+    p.add_argument("--measure-if-unsure", action="store_true",
+                   help="with --coordinator: when the answer's confidence is below the "
+                        "coordinator's --unsure-below and its hardware is a farm class, queue "
+                        "the cells that would settle it as a small campaign and print its id "
+                        "(needs a role that may submit campaigns)")
     p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     p.add_argument("--token-file", default=os.environ.get("METAINF_TOKEN_FILE"),
                    help="file holding the farm token (or METAINF_TOKEN_FILE)")
@@ -70,6 +75,10 @@ def _check_select_args(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError("--hardware: give at least one --hardware or --hardware-text")
     if args.all_farm_hardware and not args.coordinator:
         raise CliError("--all-farm-hardware: needs --coordinator")
+    if args.measure_if_unsure and not args.coordinator:
+        raise CliError("--measure-if-unsure: needs --coordinator (the farm measures)")
+    if args.measure_if_unsure and args.model is None:
+        raise CliError("--measure-if-unsure: needs --model (the farm cannot run --model-text)")
     methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
     if args.methods is not None and not methods:
         raise CliError("--methods: name at least one method")
@@ -130,12 +139,17 @@ def _select_remote(args: argparse.Namespace, checked: dict[str, Any]) -> dict:
         hardware=[farm_pb2.HardwareOption(**{kind: value}, count=count)
                   for kind, count, value in checked["hardware"]],
         workload_json=json.dumps(checked["workload"]), methods=checked["methods"],
-        objective=args.objective, all_farm_hardware=args.all_farm_hardware, risk=args.risk)
+        objective=args.objective, all_farm_hardware=args.all_farm_hardware, risk=args.risk,
+        measure_if_unsure=args.measure_if_unsure)
     if args.budget is not None:
         request.budget = args.budget
     with channel(args.coordinator, args.token_file) as ch:
         resp = farm_pb2_grpc.SelectorStub(ch).Select(request, timeout=SELECT_DEADLINE_S)
-    return response_to_dict(resp, budget=args.budget, objective=args.objective)
+    result = response_to_dict(resp, budget=args.budget, objective=args.objective)
+    if args.measure_if_unsure:
+        result["measure_campaign_id"] = resp.measure_campaign_id or None
+        result["measure_note"] = resp.measure_note
+    return result
 
 
 def response_to_dict(resp, budget: float | None = None, objective: str = "runtime") -> dict:
@@ -205,3 +219,8 @@ def print_selection(result: dict, file=None) -> None:
         console.print(f"confidence {result['confidence']:.2f} that the choice is the best "
                       "or within 1 % of it", soft_wrap=True)
     console.print(result["message"], soft_wrap=True)
+    if "measure_note" in result:
+        console.print(f"measure: {result['measure_note']}", soft_wrap=True)
+        if result["measure_campaign_id"]:
+            console.print(f"measure campaign: {result['measure_campaign_id']}",
+                          soft_wrap=True)
