@@ -2,8 +2,8 @@
 
 A token file holds one token per line: ``TOKEN ROLE OPERATOR`` (``#`` starts a comment).
 Roles: ``worker`` (register, heartbeat, lease, report results and block timings),
-``client`` (select, place, status, export, list workers), ``admin`` (everything,
-campaigns and model reload included); any role may ping.
+``client`` (select, place, status, export, list workers and models), ``admin`` (everything,
+campaigns, model reload and promotion included); any role may ping.
 Health and reflection never need a token. Tokens are compared in constant time and
 never logged.
 """
@@ -35,6 +35,8 @@ METHOD_ROLES: dict[str, tuple[str, ...]] = {
     "/metainf.v1.Selector/Select": ("client", "admin"),
     "/metainf.v1.Selector/ReloadModel": ("admin",),
     "/metainf.v1.Selector/Ping": ("worker", "client", "admin"),
+    "/metainf.v1.Selector/ListModels": ("client", "admin"),
+    "/metainf.v1.Selector/PromoteModel": ("admin",),
     "/metainf.v1.Placement/Place": ("client", "admin"),
 }
 """Which roles may call each RPC; a method not listed here needs no token."""

@@ -178,6 +178,37 @@ def _drift_section(drift: Any) -> str:
             f'{margin:g} points (--drift-margin).</p>')
 
 
+def _model_section(metrics: FarmMetrics, now: float) -> str:
+    """The model serving Select (when and on how much it was trained, its held-out scores)
+    and the coordinator's latest retrainings."""
+    m = metrics.serving_model()
+    if not m:
+        head = ('<p class="muted" id="model">No model serves Select yet: the coordinator '
+                'trains one when a campaign finishes (with <code>--model-dir</code>).</p>')
+    else:
+        held = m.get("heldout") or {}
+        scores = (f"regret {held['regret']:.4f}, level error {held['level_mdape']:.3f} on "
+                  f"{held['n_tasks']} held-out task(s)" if held.get("n_tasks") else
+                  "no held-out score (first version, or trained by hand)")
+        rows = "-" if m.get("rows") is None else str(m["rows"])
+        trained = _age(now - m["trained_at"]) if m.get("trained_at") else "-"
+        head = _table(["version", "trained", "rows", "tasks", "held-out scores"],
+                      [[_e(m["version"]), _e(trained), _e(rows), _e(m.get("n_tasks")),
+                        _e(scores)]], "model", "")
+    status = metrics.retrain_status() or {}
+    runs = [[_e(_age(now - r["at"])), _e(r["trigger"]), _e(r["outcome"]),
+             _e(r.get("version", "")), _e(r.get("reason", ""))]
+            for r in status.get("history", [])]
+    if status.get("running_since"):
+        runs.insert(0, [_e(_age(now - status["running_since"])), _e(status["running_trigger"]),
+                        "training", "", ""])
+    if not status:
+        return head
+    return head + "<h3>Retraining</h3>" + _table(
+        ["when", "trigger", "outcome", "version", "why"], runs, "retrains",
+        "No retraining yet: one starts when a campaign finishes.")
+
+
 def _plan_line(entry: dict[str, Any]) -> str:
     """One plan's headline: its algorithm, predicted time per token, or why it failed."""
     name = entry.get("algorithm", "?")
@@ -245,6 +276,8 @@ Workers: {_e(fleet)}. Cells: {_e(queue)}.</p>
 {_failures_section(failures)}
 <h2>Select traffic</h2>
 {_select_section(metrics, now)}
+<h2>Serving model</h2>
+{_model_section(metrics, now)}
 <h2>Model drift</h2>
 {_drift_section(metrics.drift)}
 <h2>Latest placement plan</h2>

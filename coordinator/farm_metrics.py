@@ -64,6 +64,34 @@ class _StoreCollector:
         yield w
 
 
+ModelInfo = Callable[[], "dict[str, Any] | None"]
+"""Tells what serves Select now: version, trained_at, n_tasks, n_pairs, rows, heldout
+(None before a model is trained)."""
+
+
+class _ModelCollector:
+    """The serving model's training time, read at scrape time."""
+
+    def __init__(self, serving: ModelInfo):
+        self._serving = serving
+
+    def describe(self) -> Iterator[Metric]:
+        """Names only."""
+        yield GaugeMetricFamily("metainf_model_trained_timestamp_seconds",
+                                "When the model serving Select was trained (Unix seconds)",
+                                labels=["version"])
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample labelled with the serving version; none before a model serves."""
+        g = GaugeMetricFamily("metainf_model_trained_timestamp_seconds",
+                              "When the model serving Select was trained (Unix seconds)",
+                              labels=["version"])
+        info = self._serving()
+        if info and info.get("trained_at"):
+            g.add_metric([info["version"]], float(info["trained_at"]))
+        yield g
+
+
 class FarmMetrics:
     """The farm's Prometheus metrics in a registry of their own (one per coordinator)."""
 
@@ -85,12 +113,29 @@ class FarmMetrics:
         self.rpc_errors = Counter(
             "metainf_rpc_errors", "RPCs that ended with a non-OK status, by method and code",
             ["method", "code"], registry=self.registry)
+        self.retrains = Counter(
+            "metainf_retrains", "Automatic retrainings of MetaInf, by outcome (promoted, kept "
+            "unpromoted, skipped, failed)", ["outcome"], registry=self.registry)
+        self.serving_model: ModelInfo = lambda: None
+        self.retrain_status: Callable[[], dict[str, Any] | None] = lambda: None
         self._lock = threading.Lock()
         self._recent: deque[float] = deque(maxlen=RECENT_SELECTS)
         self._select_count = 0
         self._answers: deque[tuple[float, dict[str, Any]]] = deque(maxlen=RECENT_ANSWERS)
         self.drift: Any = None
         """The coordinator's DriftMonitor (report() and note() for the dashboard), if any."""
+
+    def watch_model(self, serving: ModelInfo,
+                    retrain_status: Callable[[], dict[str, Any] | None] | None = None) -> None:
+        """Export and show the serving model (and the retrainer's state, when there is one)."""
+        self.serving_model = serving
+        if retrain_status is not None:
+            self.retrain_status = retrain_status
+        self.registry.register(_ModelCollector(serving))
+
+    def retrained(self, outcome: str) -> None:
+        """One automatic retraining ended in this outcome."""
+        self.retrains.labels(outcome=outcome).inc()
 
     def observe_select(self, seconds: float) -> None:
         """One answered Select call took this long."""

@@ -6,13 +6,16 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metainf.coordinator.replication import group_id
 from metainf.coordinator.store import Lease, Store
 from metainf.grid import cell_id as template_cell_id
 from metainf.grid import template, validate_grid
 from metainf.p import FINAL_STATUSES
+
+if TYPE_CHECKING:
+    from metainf.coordinator.active import ActivePlanner
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,16 @@ def campaign_matches(grid: dict[str, Any], worker: dict[str, Any]) -> bool:
     return bool({worker["name"], worker["hardware_label"], worker["class_id"]} & set(wanted))
 
 
+CLOSED_STATUSES = (*FINAL_STATUSES, "skipped")
+"""Cell statuses that need nothing more: a final outcome, or skipped by an active campaign."""
+
+
 def campaign_done(store: Store, campaign_id: str) -> bool:
-    """True when at least one class is bound and every cell has a final outcome."""
+    """True when at least one class is bound and every cell has a final outcome (or was
+    skipped by an active campaign that stopped)."""
     counts = store.cell_counts(campaign_id)
     total = sum(counts.values())
-    return total > 0 and sum(counts.get(s, 0) for s in FINAL_STATUSES) == total
+    return total > 0 and sum(counts.get(s, 0) for s in CLOSED_STATUSES) == total
 
 
 def bind_campaigns(store: Store, worker: dict[str, Any]) -> list[str]:
@@ -116,14 +124,18 @@ def worth_helping(pending: int, cell_s: float | None, holders: int,
 
 
 def next_lease(store: Store, worker: dict[str, Any], warm_key: str,
-               config: SchedulerConfig) -> Lease | None:
+               config: SchedulerConfig, active: ActivePlanner | None = None) -> Lease | None:
     """Lease the best cell for this worker, or None when it has nothing to do.
 
     Expired leases are returned to the queue by the caller (store.expire_leases) first.
+    An active campaign offers only its current batch (``active``; without a planner its
+    cells go in grid order like a full campaign's).
     """
     campaign_ids = bind_campaigns(store, worker)
     pending = store.pending_cells(worker["class_id"], campaign_ids, worker["worker_id"],
                                   worker["operator"])
+    if active is not None and pending:
+        pending = active.filter(pending, worker)
     if not pending:
         return None
     holders = store.engine_holders(worker["class_id"], worker["worker_id"],

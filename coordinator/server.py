@@ -23,6 +23,7 @@ from metainf.coordinator.dashboard import DashboardServer, start_dashboard
 from metainf.coordinator.drift import DriftConfig, DriftMonitor
 from metainf.coordinator.farm_metrics import FarmMetrics, MetricsInterceptor
 from metainf.coordinator.limits import ConcurrencyLimitInterceptor, Limits
+from metainf.coordinator.retrain import RetrainConfig, Retrainer
 from metainf.coordinator.scheduler import SchedulerConfig
 from metainf.coordinator.service import CoordinatorServicer
 from metainf.coordinator.status import worker_state
@@ -54,6 +55,8 @@ class ServerConfig:
     http_port: int | None = None
     """Port of the dashboard and /metrics (0 = any free port; None = no HTTP server)."""
     scheduler: SchedulerConfig = SchedulerConfig()
+    retrain: RetrainConfig = RetrainConfig()
+    """When the coordinator retrains MetaInf by itself (with model_dir only)."""
     drift: DriftConfig = DriftConfig()
     unsure: UnsureConfig | None = None
     """Unsure -> measure settings (None: UnsureConfig's defaults)."""
@@ -70,11 +73,14 @@ class Coordinator:
     metrics: FarmMetrics | None = None
     dashboard: DashboardServer | None = None
     drift: DriftMonitor | None = None
+    retrainer: Retrainer | None = None
 
     def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, let in-flight calls finish, then close the store."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.retrainer is not None:
+            self.retrainer.stop()
         if self.dashboard is not None:
             self.dashboard.stop()
         if self.drift is not None:
@@ -143,10 +149,12 @@ def create_server(config: ServerConfig) -> Coordinator:
                                  model_dir=config.model_dir, farm_hardware=_farm_hardware(store),
                                  on_answer=metrics.record_answer)
     drift = DriftMonitor(store, selector.current_model, config.drift)
+    retrainer = _retrainer(config, store, metrics, selector)
     metrics.registry.register(drift)
     metrics.drift = drift
     farm_pb2_grpc.add_CoordinatorServicer_to_server(
-        CoordinatorServicer(store, config.scheduler, metrics, drift), server)
+        CoordinatorServicer(store, config.scheduler, metrics, drift,
+                            on_result=retrainer.result_stored if retrainer else None), server)
     farm_pb2_grpc.add_SelectorServicer_to_server(selector, server)
     farm_pb2_grpc.add_PlacementServicer_to_server(
         PlacementServicer(_farm_workers(store, config.scheduler), on_plan=_record_plan(store)),
@@ -173,7 +181,28 @@ def create_server(config: ServerConfig) -> Coordinator:
     if config.http_port is not None:
         dashboard = start_dashboard(store, config.host, config.http_port, tokens, metrics,
                                     config.scheduler)
-    return Coordinator(server, port, store, health_servicer, metrics, dashboard, drift)
+    if retrainer is not None:
+        retrainer.start()
+    return Coordinator(server, port, store, health_servicer, metrics, dashboard, drift=drift,
+                       retrainer=retrainer)
+
+
+def _retrainer(config: ServerConfig, store: Store, metrics: FarmMetrics,
+               selector) -> Retrainer | None:
+    """The retrainer of a coordinator with a model directory (None without one or when
+    retraining is off); the Selector loads what it promotes at once (answer cache reset)."""
+    metrics.watch_model(selector.serving_summary)
+    if config.model_dir is None or not config.retrain.enabled:
+        return None
+
+    def done(result: dict) -> None:
+        metrics.retrained(result["outcome"])
+        if result["outcome"] == "promoted":
+            selector.reload()
+
+    retrainer = Retrainer(store, config.model_dir, config.retrain, on_done=done)
+    metrics.retrain_status = retrainer.status
+    return retrainer
 
 
 def recover(store: Store, config: SchedulerConfig) -> None:

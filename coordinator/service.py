@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -108,11 +109,14 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
     """Implements metainf.v1.Coordinator over a Store."""
 
     def __init__(self, store: Store, config: SchedulerConfig | None = None,
-                 metrics: FarmMetrics | None = None, drift: DriftMonitor | None = None):
+                 metrics: FarmMetrics | None = None, drift: DriftMonitor | None = None,
+                 on_result: Callable[[str], None] | None = None):
         self.store = store
         self.config = config or SchedulerConfig()
         self.metrics = metrics or FarmMetrics()
         self.drift = drift
+        self.on_result = on_result
+        """Told the campaign of every stored outcome (the retrainer: has it finished?)."""
 
     # -- workers ----------------------------------------------------------------------
 
@@ -267,6 +271,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         log.info("cell %s reported %s by %s (%d rows)", request.cell_id, request.status,
                  request.worker_id, stored)
+        if self.on_result is not None and stored:
+            self.on_result(cell["campaign_id"])
         if self.drift is not None and request.status == "done" and stored:
             self.drift.result_accepted(cell)
         if request.status in ("failed", "oom") and \

@@ -10,7 +10,7 @@ from metainf.coordinator.scheduler import SchedulerConfig, campaign_done, lost_a
 from metainf.coordinator.store import Store
 from metainf.p import FINAL_STATUSES
 
-CELL_STATES = ("pending", "leased", *FINAL_STATUSES)
+CELL_STATES = ("pending", "leased", *FINAL_STATUSES, "skipped")
 """Every status a cell can have, queue first."""
 
 WORKER_STATES = ("alive", "lost", "quarantined")

@@ -438,6 +438,15 @@ class Store:
                           "GROUP BY status", (campaign_id,))
         return {r["status"]: r["n"] for r in rows}
 
+    def skip_pending(self, campaign_id: str, reason: str) -> int:
+        """Mark a campaign's pending cells skipped (final, no result) with the reason; count
+        them (an active campaign that stopped early)."""
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "UPDATE cells SET status='skipped', error=?, finished_at=? "
+                "WHERE campaign_id=? AND status='pending'", (reason, time.time(), campaign_id))
+            return cur.rowcount
+
     # -- leases ---------------------------------------------------------------------
 
     def expire_leases(self, now: float) -> int:

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from metainf.methods import Method, MethodError, engine_key, parse_methods
 from metainf.models import known_models, planning_only
@@ -20,6 +27,14 @@ DEFAULT_TOLERANCE = 0.2
 smaller one (a grid's `replica_tolerance`)."""
 
 REPLICA_VERDICTS = ("waiting", "agreed", "disputed")
+
+STRATEGIES = ("full", "active")
+"""How a campaign chooses its cells (a grid's `strategy`): every cell of the grid, or
+(`active`) the cells the serving model ranks most worth measuring, up to `max_cells` or
+until every task is decided at `confidence`."""
+
+DEFAULT_CONFIDENCE = 0.9
+"""Confidence at which an active campaign counts a task as decided (a grid's `confidence`)."""
 """States of a group of copies of one cell (replicas)."""
 
 
@@ -75,6 +90,16 @@ class Grid(BaseModel):
     replicas: int = Field(default=1, ge=1, le=5)
     replica_tolerance: float = Field(default=DEFAULT_TOLERANCE, gt=0, le=10)
     timeout_s: float = Field(default=1800.0, gt=0, le=86400)
+    strategy: Literal["full", "active"] = "full"
+    max_cells: int | None = Field(default=None, ge=1)
+    confidence: float = Field(default=DEFAULT_CONFIDENCE, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _active_keys(self) -> Grid:
+        if self.strategy != "active" and self.max_cells is not None:
+            raise ValueError("max_cells: only an active campaign (strategy: active) stops "
+                             "early; a full campaign runs every cell")
+        return self
 
     def parsed_methods(self) -> list[Method]:
         """The grid's methods as Method objects."""
@@ -121,7 +146,7 @@ def cell_id(campaign_id: str, hardware_class: str, row: dict[str, Any]) -> str:
 def _format_validation(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "grid"
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = f"unknown key {first['loc'][-1]!r}"
     more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""

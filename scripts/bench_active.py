@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     benchlib.setup_logging(args.verbose)
-    out = benchlib.claim_stdout()
+    out = sys.stdout
     if args.repeats < 1 or not 0 < args.step_pct <= 100 or not 0 < args.seed_pct < 100:
         print("--repeats must be >= 1, --step-pct in (0, 100], --seed-pct in (0, 100)",
               file=sys.stderr)

@@ -12,6 +12,9 @@ A model directory holds one folder per version (a short hash of data + config) a
     MODEL_DIR/<version>/metainf-state.npz    the selector's snapping values and method features
     MODEL_DIR/<version>/featurizer.joblib    fitted SVDs and scalers (sklearn parts)
     MODEL_DIR/<version>/arrays.npz           method features, known hardware embeddings
+
+Versions are kept: :func:`list_versions` shows them, :func:`promote` points LATEST at
+any of them (a roll back), and a serving Selector follows LATEST.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,13 +178,17 @@ class TrainedModel:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         if set_latest:
-            pointer = model_dir / "LATEST"
-            tmp_pointer = model_dir / f".LATEST.{os.getpid()}"
-            tmp_pointer.write_text(self.version + "\n")
-            os.replace(tmp_pointer, pointer)
+            _point_latest(model_dir, self.version)
         self.path = final
         log.info("saved model %s to %s", self.version, final)
         return final
+
+
+def _point_latest(model_dir: Path, version: str) -> None:
+    """Point LATEST at a version, atomically (a reader sees the old name or the new)."""
+    tmp_pointer = model_dir / f".LATEST.{os.getpid()}.{threading.get_ident()}"
+    tmp_pointer.write_text(version + "\n")
+    os.replace(tmp_pointer, model_dir / "LATEST")
 
 
 def _signature(facts) -> np.ndarray:
@@ -254,3 +262,63 @@ def load_model(model_dir: str | Path) -> TrainedModel:
         info=dict(manifest.get("info", {})),
         path=d,
     )
+
+
+VERSION_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz-_.")
+"""Characters a version name may hold (versions are short hashes; no path separators)."""
+
+
+def check_version_name(version: str) -> str | None:
+    """The problem with a version name given by a user (a path, empty...), or None."""
+    if not version:
+        return "version: required"
+    if len(version) > 64 or not set(version) <= VERSION_CHARS or version.startswith("."):
+        return f"version: {version[:80]!r} is not a model version (a short hash like 3f2a9c1b0d4e)"
+    return None
+
+
+def promote(model_dir: str | Path, version: str) -> Path:
+    """Make a kept version the one Select serves (LATEST names it); returns its folder.
+
+    Raises ValueError for a malformed name and ModelNotFoundError for a version the
+    directory does not hold (the message lists the versions it has)."""
+    problem = check_version_name(version)
+    if problem:
+        raise ValueError(problem)
+    model_dir = Path(model_dir)
+    folder = model_dir / version
+    if not (folder / "manifest.json").is_file():
+        kept = [v["version"] for v in list_versions(model_dir)] if model_dir.is_dir() else []
+        raise ModelNotFoundError(f"version: no model {version} in {model_dir} (kept: "
+                                 f"{', '.join(kept) or 'none'})")
+    _point_latest(model_dir, version)
+    log.info("model %s promoted in %s", version, model_dir)
+    return folder
+
+
+def list_versions(model_dir: str | Path) -> list[dict[str, Any]]:
+    """Every version kept in MODEL_DIR, oldest first: its name, when it was trained, on how
+    many tasks and measured pairs, whether it serves (LATEST), and the record of an
+    automatic retraining (``info["retrain"]``: rows, held-out scores, promoted and why)
+    when it came from one. A version that cannot be read is listed with its error."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelNotFoundError(how_to_train(model_dir))
+    serving = latest_version(model_dir)
+    out = []
+    for manifest_path in model_dir.glob("*/manifest.json"):
+        folder = manifest_path.parent
+        if folder.name.startswith("."):
+            continue
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            info = manifest.get("info", {})
+            error = "" if manifest.get("format") == FORMAT_VERSION else (
+                f"format {manifest.get('format')}, this version reads {FORMAT_VERSION}")
+        except (OSError, ValueError) as exc:
+            info, error = {}, f"unreadable manifest: {exc}"
+        out.append({"version": folder.name, "trained_at": info.get("created_at"),
+                    "n_tasks": info.get("n_tasks"), "n_pairs": info.get("n_pairs"),
+                    "serving": folder.name == serving, "retrain": info.get("retrain"),
+                    "error": error})
+    return sorted(out, key=lambda v: (v["trained_at"] or 0.0, v["version"]))

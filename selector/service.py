@@ -16,9 +16,12 @@ import grpc
 from metainf.selector.artifact import (
     ModelNotFoundError,
     TrainedModel,
+    check_version_name,
     how_to_train,
     latest_version,
+    list_versions,
     load_model,
+    promote,
 )
 from metainf.selector.query import HardwareOption, SelectionError, SelectQuery
 from metainf.selector.selection import Selection, select
@@ -202,6 +205,30 @@ def _warm_up(model: TrainedModel) -> None:
         log.warning("embedding model warm-up failed: %s", exc)
 
 
+def _scores(scores: dict | None) -> farm_pb2.HeldOutScores | None:
+    if not scores:
+        return None
+    return farm_pb2.HeldOutScores(n_tasks=int(scores.get("n_tasks") or 0),
+                                  **{k: _num(float(scores.get(k, math.nan)))
+                                     for k in ("regret", "level_mdape", "accuracy")})
+
+
+def version_to_message(v: dict) -> farm_pb2.ModelVersion:
+    """A ModelVersion message of one entry of artifact.list_versions (NaN sent as 0)."""
+    msg = farm_pb2.ModelVersion(version=v["version"], trained_at=v["trained_at"] or 0.0,
+                                n_tasks=v["n_tasks"] or 0, n_pairs=v["n_pairs"] or 0,
+                                serving=v["serving"], error=v["error"])
+    r = v.get("retrain")
+    if r:
+        msg.retrain.CopyFrom(farm_pb2.RetrainRecord(
+            trigger=r.get("trigger", ""), rows=int(r.get("rows", 0)),
+            tasks=int(r.get("tasks", 0)), heldout=_scores(r.get("heldout")),
+            serving_heldout=_scores(r.get("serving_heldout")),
+            serving_version=r.get("serving_version") or "",
+            promoted=bool(r.get("promoted")), reason=r.get("reason", "")))
+    return msg
+
+
 class SelectorServicer(farm_pb2_grpc.SelectorServicer):
     """Answers Select from the newest model in model_dir; reloads on request or change."""
 
@@ -228,13 +255,28 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         """The model answering Select now (None before one is trained)."""
         return self._model
 
+    def serving_summary(self) -> dict[str, Any] | None:
+        """What serves Select now, for a dashboard: version, when it was trained, on how
+        many tasks, pairs and rows, its held-out scores (None before a model serves)."""
+        model = self._model
+        if model is None:
+            return None
+        retrain = model.info.get("retrain") or {}
+        return {"version": model.version, "trained_at": model.info.get("created_at"),
+                "n_tasks": model.info.get("n_tasks"), "n_pairs": model.info.get("n_pairs"),
+                "rows": retrain.get("rows"), "heldout": retrain.get("heldout"),
+                "trigger": retrain.get("trigger", ""), "reason": retrain.get("reason", "")}
+
     def reload(self, wait_warm: bool = False) -> TrainedModel:
         """Load the newest model of model_dir (raises ModelNotFoundError when none); its
         embedding model warms up in the background, or before returning with wait_warm."""
         if self.model_dir is None:
             raise ModelNotFoundError("the coordinator was started without --model-dir: "
                                      + how_to_train())
-        model = load_model(self.model_dir)
+        return self._install(load_model(self.model_dir), wait_warm)
+
+    def _install(self, model: TrainedModel, wait_warm: bool = False) -> TrainedModel:
+        """Serve a loaded model from now on: answers of the previous one are forgotten."""
         with self._lock:
             self._model = model
             self.answers.reset(model.version)
@@ -320,3 +362,41 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         except (OSError, ValueError) as exc:
             context.abort(grpc.StatusCode.INTERNAL, f"cannot load the model: {exc}")
         return farm_pb2.ReloadModelResponse(model_version=model.version)
+
+    def ListModels(self, request, context):
+        """The versions kept in the model directory and the one serving."""
+        if self.model_dir is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "the coordinator was started without --model-dir")
+        try:
+            versions = list_versions(self.model_dir) if self.model_dir.is_dir() else []
+        except OSError as exc:
+            context.abort(grpc.StatusCode.INTERNAL, f"cannot list {self.model_dir}: {exc}")
+        current = self._current()
+        return farm_pb2.ListModelsResponse(
+            versions=[version_to_message(v) for v in versions],
+            serving_version=current.version if current else "")
+
+    def PromoteModel(self, request, context):
+        """Point LATEST at a kept version and serve it now (answer cache reset)."""
+        if self.model_dir is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "the coordinator was started without --model-dir")
+        problem = check_version_name(request.version)
+        if problem:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        folder = self.model_dir / request.version
+        if not (folder / "manifest.json").is_file():
+            try:
+                promote(self.model_dir, request.version)  # raises, listing the versions kept
+            except ModelNotFoundError as exc:
+                context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        try:  # load before pointing LATEST at it: a version that cannot serve is refused
+            model = load_model(folder)
+        except (ModelNotFoundError, OSError, ValueError, KeyError) as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"version: {request.version} cannot be loaded: {exc}")
+        promote(self.model_dir, request.version)
+        self._install(model)
+        log.info("model %s promoted on request", model.version)
+        return farm_pb2.PromoteModelResponse(model_version=model.version)

@@ -161,3 +161,39 @@ def test_a_pair_is_disturbed_when_either_sides_cores_were_busy():
     assert fidelity.disturbed(run(0.02, 0.3), run(0.0, 0.0), threshold=0.15) == "farm 2%/30%"
     # A side without a record (an older engine host) does not count as disturbed.
     assert fidelity.disturbed({"core_load": {}}, run(0.0, 0.0), threshold=0.15) == ""
+
+
+def test_bench_active_json_has_one_entry_per_table_with_its_curves(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    bench = _script("bench_active")
+    rng = np.random.default_rng(0)
+    speed = {"none": 1.0, "cb": 0.7, "pc": 0.8, "cb+pc": 0.5}
+    rows = [{"model": m, "hardware": h, "workload": w, "batch_size": 8, "method": meth,
+             "runtime_s": base * speed[meth] * (0.6 if (meth == "pc") == (w == "w1") else 1.0)
+             * rng.uniform(0.97, 1.03), "status": "done"}
+            for m, base in (("m1", 1.0), ("m2", 2.0)) for h in ("h1", "h2")
+            for w in ("w0", "w1") for meth in speed]
+    path = tmp_path / "tiny.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    rc = bench.main(["--data", str(path), "--style", "onehot", "--repeats", "1",
+                     "--seed-pct", "10", "--step-pct", "25", "--json", "--out",
+                     str(tmp_path / "out")])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (table,) = report["tables"]
+    assert table["name"] == "tiny" and table["n_cells"] == 32
+    assert 0.0 <= table["full_grid_accuracy"] <= 1.0
+    pct = table["active_cells_pct_to_full_accuracy"]
+    assert pct is None or 0.0 < pct <= 100.0
+    for order in ("active", "random", "grid"):
+        curve = table["curves"][order]
+        assert [p["cells"] for p in curve] == [4, 12, 20, 28, 32]
+        assert curve[-1]["pct"] == 100.0
+    # With every cell measured, every order trains the full-grid model.
+    assert {table["curves"][o][-1]["accuracy"] for o in ("active", "random", "grid")} == {
+        table["full_grid_accuracy"]}
+    assert (tmp_path / "out" / "active.png").stat().st_size > 0

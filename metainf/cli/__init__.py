@@ -19,6 +19,7 @@ from metainf.cli import (
     coordinator,
     demo,
     evaluate,
+    model,
     place,
     report,
     select,
@@ -27,7 +28,7 @@ from metainf.cli import (
 )
 from metainf.cli.common import CliError
 
-COMMANDS = (coordinator, worker, campaign, train, select, evaluate, report, place, demo)
+COMMANDS = (coordinator, worker, campaign, train, select, model, evaluate, report, place, demo)
 """Command modules in the order `metainf --help` lists them."""
 
 

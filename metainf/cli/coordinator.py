@@ -16,6 +16,11 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--model-dir", help="trained MetaInf models to answer Select from")
+    p.add_argument("--retrain-every-rows", type=int, default=0, metavar="N",
+                   help="with --model-dir, also retrain MetaInf after every N new accepted rows "
+                        "of P (0 = off, the default: only when a campaign finishes)")
+    p.add_argument("--no-retrain", action="store_true",
+                   help="never retrain MetaInf by itself (train with `metainf train` instead)")
     p.add_argument("--no-reflection", action="store_true", help="turn server reflection off")
     p.add_argument("--token-file", help="tokens with roles ('TOKEN ROLE OPERATOR' per line); "
                                         "without it the farm runs open")
@@ -46,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from metainf.client import TokenFileError
     from metainf.coordinator.auth import load_tokens
     from metainf.coordinator.drift import DriftConfig
+    from metainf.coordinator.retrain import RetrainConfig
     from metainf.coordinator.scheduler import SchedulerConfig
     from metainf.coordinator.server import ServerConfig, serve
     from metainf.coordinator.unsure import UnsureConfig
@@ -68,11 +74,16 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--drift-margin: must be a finite number >= 0 (got {args.drift_margin})")
     if not 0 <= args.unsure_below <= 1:
         raise CliError(f"--unsure-below: must be between 0 and 1 (got {args.unsure_below})")
+    if args.retrain_every_rows < 0:
+        raise CliError(f"--retrain-every-rows: must be >= 0 (0 = off), got "
+                       f"{args.retrain_every_rows}")
+    retrain = RetrainConfig(on_campaign_done=not args.no_retrain,
+                            every_rows=0 if args.no_retrain else args.retrain_every_rows)
     serve(ServerConfig(db=Path(args.db), host=args.host, port=args.port,
                        model_dir=path(args.model_dir), reflection=not args.no_reflection,
                        token_file=path(args.token_file), tls_cert=path(args.tls_cert),
                        tls_key=path(args.tls_key), tls_client_ca=path(args.tls_client_ca),
-                       http_port=args.http_port,
+                       http_port=args.http_port, retrain=retrain,
                        drift=DriftConfig(margin=args.drift_margin),
                        unsure=UnsureConfig(below=args.unsure_below),
                        scheduler=SchedulerConfig(lease_s=args.lease_s,

@@ -565,6 +565,80 @@ class ReloadModelResponse(_message.Message):
     model_version: str
     def __init__(self, model_version: _Optional[str] = ...) -> None: ...
 
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HeldOutScores(_message.Message):
+    __slots__ = ("n_tasks", "regret", "level_mdape", "accuracy")
+    N_TASKS_FIELD_NUMBER: _ClassVar[int]
+    REGRET_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_MDAPE_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    n_tasks: int
+    regret: float
+    level_mdape: float
+    accuracy: float
+    def __init__(self, n_tasks: _Optional[int] = ..., regret: _Optional[float] = ..., level_mdape: _Optional[float] = ..., accuracy: _Optional[float] = ...) -> None: ...
+
+class ModelVersion(_message.Message):
+    __slots__ = ("version", "trained_at", "n_tasks", "n_pairs", "serving", "retrain", "error")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_AT_FIELD_NUMBER: _ClassVar[int]
+    N_TASKS_FIELD_NUMBER: _ClassVar[int]
+    N_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    RETRAIN_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    trained_at: float
+    n_tasks: int
+    n_pairs: int
+    serving: bool
+    retrain: RetrainRecord
+    error: str
+    def __init__(self, version: _Optional[str] = ..., trained_at: _Optional[float] = ..., n_tasks: _Optional[int] = ..., n_pairs: _Optional[int] = ..., serving: _Optional[bool] = ..., retrain: _Optional[_Union[RetrainRecord, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RetrainRecord(_message.Message):
+    __slots__ = ("trigger", "rows", "tasks", "heldout", "serving_heldout", "serving_version", "promoted", "reason")
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    HELDOUT_FIELD_NUMBER: _ClassVar[int]
+    SERVING_HELDOUT_FIELD_NUMBER: _ClassVar[int]
+    SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    trigger: str
+    rows: int
+    tasks: int
+    heldout: HeldOutScores
+    serving_heldout: HeldOutScores
+    serving_version: str
+    promoted: bool
+    reason: str
+    def __init__(self, trigger: _Optional[str] = ..., rows: _Optional[int] = ..., tasks: _Optional[int] = ..., heldout: _Optional[_Union[HeldOutScores, _Mapping]] = ..., serving_heldout: _Optional[_Union[HeldOutScores, _Mapping]] = ..., serving_version: _Optional[str] = ..., promoted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("versions", "serving_version")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[ModelVersion]
+    serving_version: str
+    def __init__(self, versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., serving_version: _Optional[str] = ...) -> None: ...
+
+class PromoteModelRequest(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
+
+class PromoteModelResponse(_message.Message):
+    __slots__ = ("model_version",)
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    def __init__(self, model_version: _Optional[str] = ...) -> None: ...
+
 class PingRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

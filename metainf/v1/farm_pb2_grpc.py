@@ -478,6 +478,16 @@ class SelectorStub:
                 request_serializer=metainf_dot_v1_dot_farm__pb2.PingRequest.SerializeToString,
                 response_deserializer=metainf_dot_v1_dot_farm__pb2.PingResponse.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/metainf.v1.Selector/ListModels',
+                request_serializer=metainf_dot_v1_dot_farm__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=metainf_dot_v1_dot_farm__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.PromoteModel = channel.unary_unary(
+                '/metainf.v1.Selector/PromoteModel',
+                request_serializer=metainf_dot_v1_dot_farm__pb2.PromoteModelRequest.SerializeToString,
+                response_deserializer=metainf_dot_v1_dot_farm__pb2.PromoteModelResponse.FromString,
+                _registered_method=True)
 
 
 class SelectorServicer:
@@ -508,6 +518,23 @@ class SelectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """The model versions kept in the model directory, oldest first: when each was trained,
+        on how much, its held-out scores, whether it was promoted and why, which one serves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteModel(self, request, context):
+        """Make a kept version the one Select serves (a roll back or a manual promotion); Select
+        switches without a restart. NOT_FOUND for a version the directory does not hold,
+        INVALID_ARGUMENT for a malformed name. Admin only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SelectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -525,6 +552,16 @@ def add_SelectorServicer_to_server(servicer, server):
                     servicer.Ping,
                     request_deserializer=metainf_dot_v1_dot_farm__pb2.PingRequest.FromString,
                     response_serializer=metainf_dot_v1_dot_farm__pb2.PingResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=metainf_dot_v1_dot_farm__pb2.ListModelsRequest.FromString,
+                    response_serializer=metainf_dot_v1_dot_farm__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'PromoteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteModel,
+                    request_deserializer=metainf_dot_v1_dot_farm__pb2.PromoteModelRequest.FromString,
+                    response_serializer=metainf_dot_v1_dot_farm__pb2.PromoteModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -609,6 +646,60 @@ class Selector:
             '/metainf.v1.Selector/Ping',
             metainf_dot_v1_dot_farm__pb2.PingRequest.SerializeToString,
             metainf_dot_v1_dot_farm__pb2.PingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/metainf.v1.Selector/ListModels',
+            metainf_dot_v1_dot_farm__pb2.ListModelsRequest.SerializeToString,
+            metainf_dot_v1_dot_farm__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/metainf.v1.Selector/PromoteModel',
+            metainf_dot_v1_dot_farm__pb2.PromoteModelRequest.SerializeToString,
+            metainf_dot_v1_dot_farm__pb2.PromoteModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

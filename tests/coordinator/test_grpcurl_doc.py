@@ -120,6 +120,7 @@ def test_doc_requests_run_in_order(secured):
     # without a trained model the selector says how to train one; everything else works
     assert outcomes.pop("metainf.v1.Selector/ReloadModel") == "FAILED_PRECONDITION"
     assert outcomes.pop("metainf.v1.Selector/Select") == "FAILED_PRECONDITION"
+    assert outcomes.pop("metainf.v1.Selector/PromoteModel") == "NOT_FOUND"
     assert set(outcomes.values()) == {"OK"}, outcomes
     # the registered worker's plan (its reported RTT, tau estimated), then the anchor's
     assert [p.model for p in places] == ["llama-tiny", "bloom-176b", "llama-tiny"]

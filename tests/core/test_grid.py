@@ -93,3 +93,26 @@ def test_a_planning_only_catalog_model_is_refused_naming_models():
     with pytest.raises(GridError, match=r"^models: 'bloom-176b' is in the catalog for "
                                         r"place-and-route planning only"):
         validate_grid(grid(models=["llama-tiny", "bloom-176b"]))
+
+
+def test_the_full_grid_stays_the_default_and_active_keys_are_read():
+    g = validate_grid(grid())
+    assert (g.strategy, g.max_cells, g.confidence) == ("full", None, 0.9)
+    g = validate_grid(grid(strategy="active", max_cells=5, confidence=0.75))
+    assert (g.strategy, g.max_cells, g.confidence) == ("active", 5, 0.75)
+    assert len(expand(g)) == 6  # the grid's cells all exist; the campaign picks among them
+
+
+@pytest.mark.parametrize("bad,field", [
+    ({"strategy": "smart"}, "strategy"),
+    ({"strategy": "active", "max_cells": 0}, "max_cells"),
+    ({"strategy": "active", "max_cells": "ten"}, "max_cells"),
+    ({"strategy": "active", "confidence": 1.5}, "confidence"),
+    ({"strategy": "active", "confidence": -0.1}, "confidence"),
+    ({"max_cells": 3}, "max_cells"),        # only an active campaign stops early
+    ({"strategy": "active", "max_cell": 3}, "max_cell"),
+])
+def test_bad_active_keys_name_the_key(bad, field):
+    with pytest.raises(GridError) as err:
+        validate_grid(grid(**bad))
+    assert field in str(err.value)
