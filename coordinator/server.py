@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from metainf.client import MAX_MESSAGE_BYTES
+from metainf.coordinator.active import ActiveConfig, ActivePlanner
 from metainf.coordinator.auth import TokenAuthInterceptor, load_tokens
 from metainf.coordinator.dashboard import DashboardServer, start_dashboard
 from metainf.coordinator.drift import DriftConfig, DriftMonitor
@@ -60,6 +61,8 @@ class ServerConfig:
     drift: DriftConfig = DriftConfig()
     unsure: UnsureConfig | None = None
     """Unsure -> measure settings (None: UnsureConfig's defaults)."""
+    active: ActiveConfig = ActiveConfig()
+    """How active campaigns batch their cells."""
 
 
 @dataclass
@@ -152,9 +155,12 @@ def create_server(config: ServerConfig) -> Coordinator:
     retrainer = _retrainer(config, store, metrics, selector)
     metrics.registry.register(drift)
     metrics.drift = drift
+    active = ActivePlanner(store, selector.current_model, config.active,
+                           on_batch=retrainer.request if retrainer else None)
     farm_pb2_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(store, config.scheduler, metrics, drift,
-                            on_result=retrainer.result_stored if retrainer else None), server)
+                            on_result=retrainer.result_stored if retrainer else None,
+                            active=active), server)
     farm_pb2_grpc.add_SelectorServicer_to_server(selector, server)
     farm_pb2_grpc.add_PlacementServicer_to_server(
         PlacementServicer(_farm_workers(store, config.scheduler), on_plan=_record_plan(store)),

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from metainf.coordinator import campaigns
+from metainf.coordinator.active import ActivePlanner
 from metainf.coordinator.auth import current_identity
 from metainf.coordinator.drift import DriftMonitor
 from metainf.coordinator.farm_metrics import FarmMetrics
@@ -110,13 +111,16 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
 
     def __init__(self, store: Store, config: SchedulerConfig | None = None,
                  metrics: FarmMetrics | None = None, drift: DriftMonitor | None = None,
-                 on_result: Callable[[str], None] | None = None):
+                 on_result: Callable[[str], None] | None = None,
+                 active: ActivePlanner | None = None):
         self.store = store
         self.config = config or SchedulerConfig()
         self.metrics = metrics or FarmMetrics()
         self.drift = drift
         self.on_result = on_result
         """Told the campaign of every stored outcome (the retrainer: has it finished?)."""
+        self.active = active
+        """Which cells an active campaign offers next (None: grid order, like a full one)."""
 
     # -- workers ----------------------------------------------------------------------
 
@@ -196,7 +200,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             return farm_pb2.LeaseCellResponse(block_timing=farm_pb2.BlockTimingSpec(
                 timing_id=timing["timing_id"], model=timing["model"], l_in=timing["l_in"],
                 repeats=timing["repeats"], timeout_s=BLOCK_TIMING_TIMEOUT_S))
-        lease = next_lease(self.store, worker, request.warm_engine_key, self.config)
+        lease = next_lease(self.store, worker, request.warm_engine_key, self.config,
+                           self.active)
         if lease is None:
             return farm_pb2.LeaseCellResponse(retry_after_s=self.config.idle_retry_s)
         c = lease.cell
