@@ -53,7 +53,8 @@ def test_worker_states_match_list_workers(coordinator, address, farm):
 
 def test_cells_by_state_and_failures(coordinator, farm):
     assert cells_by_state(coordinator.store) == {"pending": 1, "leased": 0, "done": 1,
-                                                 "failed": 0, "oom": 0, "timeout": 0}
+                                                 "failed": 0, "oom": 0, "timeout": 0,
+                                                 "skipped": 0}
     assert recent_failures(coordinator.store) == []
     cell_id = coordinator.store.query("SELECT cell_id FROM cells WHERE status='pending'")[0][
         "cell_id"]
