@@ -119,10 +119,6 @@ class MeasuringSelector(SelectorServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
                           f"measure_if_unsure: role {role} may not set it: it queues a "
                           f"campaign, which only role(s) {', '.join(allowed)} may submit")
-        plain = farm_pb2.SelectRequest()
-        plain.CopyFrom(request)
-        plain.measure_if_unsure = False  # the selector's answer is cached as a plain one's
-        answer = super().Select(plain, context)
         if not request.model.strip():
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "measure_if_unsure: needs a model name (model), not model_text: "
@@ -131,6 +127,10 @@ class MeasuringSelector(SelectorServicer):
             spec, batch_size = _farm_workload(self.store, request)
         except MeasureError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        plain = farm_pb2.SelectRequest()
+        plain.CopyFrom(request)
+        plain.measure_if_unsure = False  # the selector's answer is cached as a plain one's
+        answer = super().Select(plain, context)
         response = farm_pb2.SelectResponse()
         response.CopyFrom(answer)  # never change the cached answer itself
         try:

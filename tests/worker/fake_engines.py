@@ -77,3 +77,25 @@ class SlowEngine(_Base):
         time.sleep(self.seconds)
         return RunTrace(t0, time.perf_counter(), [RequestTrace(t0, [t0 + 0.01], 1)
                                                   for _ in requests])
+
+
+class MethodEngine(_Base):
+    """A run's length follows the method, as a real engine's would on a shared-prefix
+    workload: continuous batching x 0.25, prefix caching x 0.7 (none 0.8 s of simulated
+    time, cb+pc 0.14 s); every request gets its own output tokens, so the result is
+    plausible to the coordinator. No sleeping."""
+
+    base_s = 0.8
+
+    def start(self, model, engine_config, options):
+        self.prefix_caching = bool(engine_config.get("enable_prefix_caching"))
+        return dict(engine_config)
+
+    def run(self, requests, batch_size, continuous_batching):
+        runtime = self.base_s * (0.25 if continuous_batching else 1.0) * (
+            0.7 if self.prefix_caching else 1.0)
+        traces = []
+        for r in requests:
+            n = max(int(r.output_tokens), 1)
+            traces.append(RequestTrace(0.0, [runtime * (i + 1) / (n + 1) for i in range(n)], n))
+        return RunTrace(0.0, runtime, traces)
