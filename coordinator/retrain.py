@@ -397,7 +397,7 @@ class Retrainer:
         process = ctx.Process(
             target=_child, name="metainf-retrain", daemon=True,
             args=(str(self.store.path), str(self.model_dir), self.config, trigger, child,
-                  logging.getLogger("metainf").getEffectiveLevel()))
+                  log.getEffectiveLevel()))
         process.start()
         child.close()
         self._rows_trained = rows
@@ -423,23 +423,23 @@ class Retrainer:
             result = {"outcome": "failed",
                       "reason": f"the training process ended with code {run.process.exitcode}"}
         run.conn.close()
-        with self._lock:
-            self._run = None
         self._finish(run.trigger, run.rows, result, time.time() - run.started)
+        with self._lock:  # busy until the outcome is told and recorded
+            self._run = None
         self._wake.set()  # requests that came meanwhile run now
 
     def _finish(self, trigger: str, rows: int, result: dict[str, Any],
                 seconds: float = 0.0) -> None:
         result = {**result, "trigger": trigger, "rows_seen": rows, "at": time.time(),
                   "seconds": round(seconds, 1)}
-        self.history.append(result)
         outcome = result["outcome"]
         (log.warning if outcome in ("kept", "failed") else log.info)(
             "retraining (%s) %s%s in %.0f s: %s", trigger, outcome,
             f" version {result['version']}" if result.get("version") else "", seconds,
             result.get("reason", ""))
-        if self.on_done is not None:
+        if self.on_done is not None:  # first: a promoted version serves once it is listed
             try:
                 self.on_done(result)
             except Exception:
                 log.exception("retrain outcome handler failed")
+        self.history.append(result)

@@ -34,6 +34,9 @@ DEMO_GRID = {
 
 UNSEEN_GPU = "NVIDIA H200 141GB HBM3e, 4.8 TB/s, 989 TFLOPS bf16"
 
+RETRAIN_WAIT_S = 900.0
+"""How long the demo waits for the coordinator's own retraining after the campaign ends."""
+
 
 def runtime_table(frame: pd.DataFrame) -> list[tuple[str, Table]]:
     """Median runtime by method per (model, workload, batch size), with speed-up vs none."""
@@ -111,7 +114,8 @@ def run_demo(out: Path, quick: bool = False) -> int:
             console.print(table)
         index = write_report(frame, meta, out / "report")
         err.print(f"[bold]report[/] {index} (open it in a browser)")
-        _train_and_select(p_path, model_dir, coord, address, console, err)
+        if not select_from_retrained(coord, address, resp.campaign_id, console, err):
+            return 1
     finally:
         for w in workers:
             w.terminate()
@@ -125,27 +129,51 @@ def run_demo(out: Path, quick: bool = False) -> int:
     return 0
 
 
-def _train_and_select(p_path: Path, model_dir: Path, coord, address: str, console: Console,
-                      err: Console) -> None:
-    """Train MetaInf on the campaign's P, load it in the coordinator, ask Select."""
+def select_from_retrained(coord, address: str, campaign_id: str, console: Console,
+                         err: Console, wait_s: float = RETRAIN_WAIT_S) -> bool:
+    """Wait (bounded) for the version the coordinator trains itself when the campaign
+    ends, then ask Select; False (and why) when no such version serves."""
+    from google.protobuf.json_format import MessageToDict
+
     from metainf.client import channel
-    from metainf.selector.table import PerfTable
-    from metainf.selector.training import train
     from metainf.v1 import farm_pb2, farm_pb2_grpc
 
-    t0 = time.time()
-    model = train(PerfTable.load(p_path), model_dir)
-    err.print(f"[bold]MetaInf trained[/] in {time.time() - t0:.1f} s: version {model.version} "
-              f"in {model_dir}")
+    retrainer = coord.retrainer
+    if retrainer is None:
+        err.print("[red]the coordinator does not retrain (no --model-dir?)[/]")
+        return False
+    err.print(f"waiting for the coordinator to train MetaInf on campaign {campaign_id} "
+              f"(at most {wait_s:.0f} s)...")
+    trigger = f"campaign {campaign_id} done"
+    deadline = time.monotonic() + wait_s
+    outcome = None
+    while time.monotonic() < deadline:
+        outcome = next((r for r in retrainer.history if trigger in r["trigger"]), None)
+        if outcome is not None and not retrainer.busy:
+            break
+        time.sleep(0.5)
+    if outcome is None or outcome["outcome"] != "promoted":
+        why = outcome["reason"] if outcome else f"no retraining finished in {wait_s:.0f} s"
+        err.print(f"[red]no version promoted by the coordinator[/]: {why}")
+        return False
+    record = outcome["record"]
+    held = record["heldout"]
+    err.print(f"[bold]MetaInf {outcome['version']} trained by the coordinator itself[/] when "
+              f"campaign {campaign_id} ended ({outcome['seconds']:.0f} s, no train command): "
+              f"{record['rows']} rows, {record['tasks']} tasks; on {held['n_tasks']} "
+              f"held-out task(s) regret {held['regret']:.3f}, level error "
+              f"{held['level_mdape']:.2f}; promoted: {outcome['reason']}")
     stub = farm_pb2_grpc.SelectorStub(channel(address))
-    stub.ReloadModel(farm_pb2.ReloadModelRequest(), timeout=60)
     workload = {"dataset": "synthetic-shared-prefix", "num_prompts": 32, "batch_size": 8,
                 "max_output_tokens": 16}
-    t1 = time.perf_counter()
-    answer = stub.Select(farm_pb2.SelectRequest(
+    request = farm_pb2.SelectRequest(
         model="llama-tiny", hardware=[farm_pb2.HardwareOption(text=UNSEEN_GPU)],
-        workload_json=json.dumps(workload), objective="runtime"), timeout=60)
+        workload_json=json.dumps(workload), objective="runtime")
+    stub.Select(request, timeout=60)  # the first answer loads the embedding model
+    t1 = time.perf_counter()
+    answer = stub.Select(request, timeout=60)
     ms = (time.perf_counter() - t1) * 1e3
-    err.print(f"[bold]Select[/] for an unseen GPU ({UNSEEN_GPU!r}) answered in {ms:.1f} ms:")
-    from google.protobuf.json_format import MessageToDict
+    err.print(f"[bold]Select[/] for an unseen GPU ({UNSEEN_GPU!r}) answered in {ms:.1f} ms "
+              f"by version {answer.model_version}:")
     console.print_json(json.dumps(MessageToDict(answer, preserving_proto_field_name=True)))
+    return answer.model_version == outcome["version"]

@@ -50,7 +50,7 @@ PROFILE = {"kind": "cpu", "cpu_model": "Test CPU", "cpu_cores": 1, "ram_gb": 8.0
            "isa_flags": ["avx2"]}
 SELECT_WORKLOAD = {"dataset": "synthetic-shared-prefix", "num_prompts": 16,
                    "max_output_tokens": 16, "batch_size": 8}
-SELECTOR_RPCS = ("Select", "ReloadModel", "Ping")
+SELECTOR_RPCS = ("Select", "ReloadModel", "Ping", "ListModels", "PromoteModel")
 PLACEMENT_RPCS = ("Place",)
 
 
@@ -491,6 +491,17 @@ ROWS = [
         select()),
     row("ReloadModel", "model-dir=no-trained-model", "FAILED_PRECONDITION", "metainf train",
         lambda farm: farm_pb2.ReloadModelRequest()),
+    # Model versions: a malformed name, a version the model directory does not hold.
+    row("PromoteModel", "version=../LATEST", INVALID, "version:",
+        lambda farm: farm_pb2.PromoteModelRequest(version="../LATEST")),
+    row("PromoteModel", "version=empty", INVALID, "version: required",
+        lambda farm: farm_pb2.PromoteModelRequest()),
+    row("PromoteModel", "version=not-kept", NOT_FOUND, "version: no model 0123456789ab",
+        lambda farm: farm_pb2.PromoteModelRequest(version="0123456789ab")),
+    # ListModels has no fields: with nothing trained it lists nothing.
+    row("ListModels", "model-dir=no-trained-model", "OK(empty)", "",
+        lambda farm: farm_pb2.ListModelsRequest(),
+        answer=lambda r: not r.versions and r.serving_version == ""),
     # Ping has no fields: only a message over the size limit is refused.
     row("Ping", f"unknown-field={BIG}", TOO_BIG, "larger than max", oversized_unknown_field,
         raw=True),

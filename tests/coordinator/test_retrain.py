@@ -229,3 +229,28 @@ def test_retrain_flags_are_checked():
     with pytest.raises(ValueError, match="--retrain-every-rows"):
         RetrainConfig(every_rows=-1).check()
     assert cli_main(["coordinator", "--db", "x.db", "--retrain-every-rows", "-3"]) == 2
+
+
+def test_demo_answers_from_the_version_the_coordinator_trained(farm):
+    import io
+
+    from rich.console import Console
+
+    from metainf.demo import select_from_retrained
+
+    address = f"127.0.0.1:{farm.port}"
+    stub = farm_pb2_grpc.CoordinatorStub(channel(address))
+    fast = FakeWorker(stub, "fast", cores=32, slow=0.5)
+    slow = FakeWorker(stub, "slow", cores=4, slow=2.0)
+    campaign = _submit(stub, GRID_A)
+    held = fast.lease()
+    slow.run_all()
+    fast.run_all(held)
+    out, err = io.StringIO(), io.StringIO()
+    assert select_from_retrained(farm, address, campaign, Console(file=out),
+                                 Console(file=err, width=400), wait_s=240)
+    version = farm.retrainer.history[-1]["version"]
+    said = err.getvalue()
+    assert f"MetaInf {version} trained by the coordinator itself" in said
+    assert f"campaign {campaign} ended" in said and f"by version {version}" in said
+    assert json.loads(out.getvalue())["model_version"] == version
