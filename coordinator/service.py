@@ -359,7 +359,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             total_cells=p["total_cells"], eta_s=p["eta_s"],
             hardware_classes=p["hardware_classes"], created_at=p["created_at"],
             workers=[farm_pb2.WorkerProgress(**w) for w in p["workers"]],
-            replica_groups=p["replica_groups"], **self._drift_fields(request.campaign_id))
+            replica_groups=p["replica_groups"], strategy=p["strategy"],
+            strategy_note=p["strategy_note"], **self._drift_fields(request.campaign_id))
 
     def _drift_fields(self, campaign_id: str) -> dict[str, Any]:
         """CampaignStatus's drift of the campaign's hardware classes, or why there is none."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from typing import Any
@@ -48,7 +49,24 @@ def campaign_progress(store: Store, campaign_id: str) -> dict[str, Any]:
         "hardware_classes": [labels[c] for c in store.bound_classes(cid)],
         "created_at": campaign["created_at"],
         "replica_groups": store.replica_groups(cid),
+        **strategy_fields(store, campaign),
     }
+
+
+def strategy_fields(store: Store, campaign: dict[str, Any]) -> dict[str, str]:
+    """A campaign's strategy and, for an active one, its limits or why it stopped."""
+    grid = json.loads(campaign["grid_json"])
+    strategy = grid.get("strategy", "full")
+    if strategy != "active":
+        return {"strategy": strategy, "strategy_note": ""}
+    stopped = store.query("SELECT DISTINCT error FROM cells WHERE campaign_id=? AND "
+                          "status='skipped' LIMIT 1", (campaign["campaign_id"],))
+    if stopped:
+        return {"strategy": strategy, "strategy_note": stopped[0]["error"]}
+    limit = f"up to {grid['max_cells']} cells" if grid.get("max_cells") else "no cell limit"
+    return {"strategy": strategy, "strategy_note": (
+        f"active: {limit}; stops when every task is decided at confidence >= "
+        f"{grid.get('confidence', 0.9):g}")}
 
 
 def worker_progress(store: Store, campaign_id: str) -> list[dict[str, Any]]:

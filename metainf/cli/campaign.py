@@ -67,6 +67,7 @@ def status_dict(status) -> dict:
                    "flagged": d.flagged, "model_versions": list(d.model_versions)}
                   for d in status.drift],
         "drift_note": status.drift_note,
+        "strategy": status.strategy or "full", "strategy_note": status.strategy_note,
     }
 
 

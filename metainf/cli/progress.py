@@ -56,7 +56,11 @@ def print_status(status: farm_pb2.CampaignStatus, console: Console | None = None
     table = Table("status", "cells")
     for key in ("pending", "leased", *FINAL_STATUSES):
         table.add_row(key, str(status.cells.get(key, 0)))
+    if status.cells.get("skipped"):
+        table.add_row("skipped", str(status.cells["skipped"]))
     console.print(table)
+    if status.strategy_note:
+        console.print(status.strategy_note, soft_wrap=True)
     if status.replica_groups:
         groups = ", ".join(f"{status.replica_groups.get(v, 0)} {v}" for v in REPLICA_VERDICTS)
         console.print(f"replicated cells: {groups} (waiting copies run only on a worker of "

@@ -275,7 +275,7 @@ class WorkerProgress(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., hardware_label: _Optional[str] = ..., cells_done: _Optional[int] = ..., current_cell: _Optional[str] = ...) -> None: ...
 
 class CampaignStatus(_message.Message):
-    __slots__ = ("campaign_id", "name", "state", "cells", "total_cells", "workers", "eta_s", "hardware_classes", "created_at", "replica_groups", "drift", "drift_note")
+    __slots__ = ("campaign_id", "name", "state", "cells", "total_cells", "workers", "eta_s", "hardware_classes", "created_at", "replica_groups", "drift", "drift_note", "strategy", "strategy_note")
     class CellsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +302,8 @@ class CampaignStatus(_message.Message):
     REPLICA_GROUPS_FIELD_NUMBER: _ClassVar[int]
     DRIFT_FIELD_NUMBER: _ClassVar[int]
     DRIFT_NOTE_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_NOTE_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     name: str
     state: str
@@ -314,7 +316,9 @@ class CampaignStatus(_message.Message):
     replica_groups: _containers.ScalarMap[str, int]
     drift: _containers.RepeatedCompositeFieldContainer[HardwareDrift]
     drift_note: str
-    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., cells: _Optional[_Mapping[str, int]] = ..., total_cells: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerProgress, _Mapping]]] = ..., eta_s: _Optional[float] = ..., hardware_classes: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., replica_groups: _Optional[_Mapping[str, int]] = ..., drift: _Optional[_Iterable[_Union[HardwareDrift, _Mapping]]] = ..., drift_note: _Optional[str] = ...) -> None: ...
+    strategy: str
+    strategy_note: str
+    def __init__(self, campaign_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., cells: _Optional[_Mapping[str, int]] = ..., total_cells: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerProgress, _Mapping]]] = ..., eta_s: _Optional[float] = ..., hardware_classes: _Optional[_Iterable[str]] = ..., created_at: _Optional[float] = ..., replica_groups: _Optional[_Mapping[str, int]] = ..., drift: _Optional[_Iterable[_Union[HardwareDrift, _Mapping]]] = ..., drift_note: _Optional[str] = ..., strategy: _Optional[str] = ..., strategy_note: _Optional[str] = ...) -> None: ...
 
 class HardwareDrift(_message.Message):
     __slots__ = ("hardware_class", "hardware_label", "results", "mdape", "held_out_mdape", "flagged", "model_versions")

@@ -129,6 +129,7 @@ def test_an_active_campaign_stops_at_max_cells_and_says_why(farm):
     reasons = {r["error"] for r in coord.store.query(
         "SELECT error FROM cells WHERE campaign_id=? AND status='skipped'", (cid,))}
     assert reasons == {"skipped: the active campaign reached max_cells 5"}
+    assert status.strategy == "active" and status.strategy_note == reasons.pop()
 
 
 def test_an_active_campaign_whose_tasks_are_decided_measures_nothing_more(farm):
@@ -141,6 +142,7 @@ def test_an_active_campaign_whose_tasks_are_decided_measures_nothing_more(farm):
     reason = coord.store.query("SELECT DISTINCT error FROM cells WHERE campaign_id=?", (cid,))
     assert [r["error"] for r in reason] == [
         "skipped: every task of the active campaign is decided at confidence >= 0"]
+    assert status.strategy_note == reason[0]["error"]
 
 
 def test_a_full_campaign_is_untouched_by_the_planner(tmp_path):
