@@ -254,3 +254,30 @@ def test_demo_answers_from_the_version_the_coordinator_trained(farm):
     assert f"MetaInf {version} trained by the coordinator itself" in said
     assert f"campaign {campaign} ended" in said and f"by version {version}" in said
     assert json.loads(out.getvalue())["model_version"] == version
+
+
+def test_every_n_rows_retrains_one_at_a_time_and_coalesces(tmp_path):
+    config = RetrainConfig(on_campaign_done=False, every_rows=6, holdout_share=0.15,
+                           poll_s=0.2, train_options={"n_estimators": 40, "search": False})
+    coord = create_server(ServerConfig(
+        db=tmp_path / "farm.db", port=0, model_dir=tmp_path / "models", retrain=config,
+        scheduler=SchedulerConfig(lease_s=30.0, heartbeat_interval_s=1.0, idle_retry_s=0.2)))
+    try:
+        stub = farm_pb2_grpc.CoordinatorStub(channel(f"127.0.0.1:{coord.port}"))
+        fast = FakeWorker(stub, "fast", cores=32, slow=0.5)
+        slow = FakeWorker(stub, "slow", cores=4, slow=2.0)
+        _submit(stub, GRID_A)
+        held = fast.lease()
+        slow.run_all()
+        fast.run_all(held)
+        assert coord.retrainer.wait_idle(240)
+        runs = list(coord.retrainer.history)
+    finally:
+        coord.stop(grace=0)
+    assert runs and all("new accepted rows" in r["trigger"] for r in runs), runs
+    assert runs[-1]["rows_seen"] == 24  # the rows that came during a training are not lost
+    seen = [r["rows_seen"] for r in runs]
+    assert seen == sorted(set(seen))  # each run saw more rows than the one before
+    for before, after in zip(runs, runs[1:]):  # one at a time: started after the last ended
+        assert after["at"] - after["seconds"] >= before["at"] - 0.5
+    assert len(runs) < 24 // 6  # requests made while one trained were coalesced
