@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from farm_models import GPU_PROFILE, farm_frame, farm_workloads, label_of, train_farm
 
+from metainf.cli import main as cli_main
 from metainf.client import channel, export_campaign
 from metainf.coordinator.server import ServerConfig, create_server
 from metainf.coordinator.unsure import UnsureConfig
@@ -59,7 +60,8 @@ def _select(stub, hardware: str, **kw) -> farm_pb2.SelectResponse:
         **{**QUESTION, **kw}, hardware=[farm_pb2.HardwareOption(name=hardware)]), timeout=60)
 
 
-def test_unsure_select_queues_cells_a_worker_runs_and_the_next_select_answers_from_them(farm):
+def test_unsure_select_queues_cells_a_worker_runs_and_the_next_select_answers_from_them(farm,
+                                                                                        capsys):
     coord, agent, here, frame, meta, tmp = farm
     address = f"127.0.0.1:{coord.port}"
     ch = channel(address)
@@ -81,6 +83,14 @@ def test_unsure_select_queues_cells_a_worker_runs_and_the_next_select_answers_fr
     assert again.measure_campaign_id == campaign_id
     assert again.measure_note.startswith(f"pending: campaign {campaign_id}")
     assert len(coord.store.campaigns()) == 1
+    # The CLI prints the campaign id (last line of its table; a key of its JSON).
+    argv = ["select", "--coordinator", address, "--model", "llama-tiny", "--hardware", here,
+            "--workload", QUESTION["workload_json"], "--measure-if-unsure"]
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"measure campaign: {campaign_id}"
+    assert cli_main([*argv, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["measure_campaign_id"] == campaign_id and printed["method"] == first.method
     # A plain Select is untouched by it.
     plain = _select(selector, here)
     assert plain.measure_campaign_id == "" and plain.measure_note == ""
