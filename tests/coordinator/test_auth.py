@@ -207,3 +207,22 @@ def test_tls(tmp_path):
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         coord.stop(grace=0)
+
+
+def test_promoting_a_model_is_for_admins_listing_for_clients(secured):
+    address, files = secured  # a coordinator without --model-dir
+
+    def call(role: str, rpc: str, request) -> grpc.StatusCode:
+        with pytest.raises(grpc.RpcError) as info:
+            getattr(farm_pb2_grpc.SelectorStub(channel(address, str(files[role]))), rpc)(
+                request, timeout=10)
+        return info.value.code()
+
+    promote = farm_pb2.PromoteModelRequest(version="0123456789ab")
+    assert call("worker_a", "PromoteModel", promote) == grpc.StatusCode.PERMISSION_DENIED
+    assert call("client", "PromoteModel", promote) == grpc.StatusCode.PERMISSION_DENIED
+    # past the token check, the missing model directory answers
+    assert call("admin", "PromoteModel", promote) == grpc.StatusCode.FAILED_PRECONDITION
+    listing = farm_pb2.ListModelsRequest()
+    assert call("worker_a", "ListModels", listing) == grpc.StatusCode.PERMISSION_DENIED
+    assert call("client", "ListModels", listing) == grpc.StatusCode.FAILED_PRECONDITION
