@@ -12,6 +12,7 @@ from farm_models import CPU_PROFILE, GPU_PROFILE, farm_frame, farm_workloads, la
 
 from metainf.cli.campaign import status_dict
 from metainf.coordinator.plausibility import workload_totals
+from metainf.coordinator.retrain import RetrainConfig
 from metainf.coordinator.server import ServerConfig, create_server
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 
@@ -27,6 +28,8 @@ CELLS_PER_CLASS = 4 * 2 * 2
 OFF_BY = {"cpu": 1.0, "gpu": 5.0}
 """Measured = predicted x this: the CPU class as predicted, the GPU class five times slower."""
 PROFILES = {"cpu": CPU_PROFILE, "gpu": GPU_PROFILE}
+NO_RETRAIN = RetrainConfig(on_campaign_done=False)
+"""The model that made the predictions keeps serving (no version trained meanwhile)."""
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +79,7 @@ def _run_classes(coord, stub, workers: dict[str, float]) -> dict[str, int]:
 
 def test_results_far_from_predictions_flag_their_class_and_only_it(tmp_path, model_dir):
     coord = create_server(ServerConfig(db=tmp_path / "farm.db", port=0, model_dir=model_dir,
-                                       http_port=0))
+                                       http_port=0, retrain=NO_RETRAIN))
     try:
         ch = grpc.insecure_channel(f"127.0.0.1:{coord.port}")
         stub = farm_pb2_grpc.CoordinatorStub(ch)

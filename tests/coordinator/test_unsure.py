@@ -15,6 +15,7 @@ from farm_models import GPU_PROFILE, farm_frame, farm_workloads, label_of, train
 
 from metainf.cli import main as cli_main
 from metainf.client import channel, export_campaign
+from metainf.coordinator.retrain import RetrainConfig
 from metainf.coordinator.server import ServerConfig, create_server
 from metainf.coordinator.unsure import UnsureConfig
 from metainf.p import read_p
@@ -39,8 +40,12 @@ def farm(tmp_path_factory):
     """A coordinator serving MetaInf trained on P of this machine's hardware class (the
     worker agent's) and an L4 class; a worker agent with the method-sensitive fake engine."""
     tmp = tmp_path_factory.mktemp("unsure")
+    # P lives outside this farm's store, so the test retrains on P plus the measurement
+    # itself (what the coordinator's retrainer does with the farm's own P) rather than
+    # racing the retrainer.
     coord = create_server(ServerConfig(db=tmp / "farm.db", port=0, model_dir=tmp / "models",
-                                       unsure=UnsureConfig(below=BELOW)))
+                                       unsure=UnsureConfig(below=BELOW),
+                                       retrain=RetrainConfig(on_campaign_done=False)))
     address = f"127.0.0.1:{coord.port}"
     agent = WorkerAgent(WorkerConfig(coordinator=address, name="measurer",
                                      engine="fake_engines:MethodEngine", exit_when_idle_s=0.5))
