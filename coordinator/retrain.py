@@ -215,7 +215,8 @@ def retrain_frame(frame: pd.DataFrame, meta: dict[str, Any], model_dir: str | Pa
                 "reason": f"the data and settings give the serving version {model.version} "
                           f"again"}
     promoted, reason = verdict(new_scores, serving_scores, serving_version)
-    record = {"trigger": trigger, "rows": rows, "tasks": training.n_tasks,
+    record = {"trigger": trigger, "trained_at": model.info["created_at"], "rows": rows,
+              "tasks": training.n_tasks,
               "heldout": new_scores, "serving_heldout": serving_scores,
               "serving_version": serving_version, "promoted": promoted, "reason": reason,
               "heldout_share": config.holdout_share,

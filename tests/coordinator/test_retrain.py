@@ -145,6 +145,7 @@ def test_campaigns_retrain_promote_and_refuse_a_worse_version(farm, tmp_path, ca
     assert record["heldout"]["n_tasks"] == 2 and record["serving_version"] is None
     manifest = json.loads((tmp_path / "models" / v1 / "manifest.json").read_text())
     assert manifest["info"]["retrain"]["promoted"] is True
+    assert manifest["info"]["retrain"]["trained_at"] == manifest["info"]["created_at"]
     assert (tmp_path / "models" / "LATEST").read_text().strip() == v1
 
     # Campaign B: a new workload; the slow machine's rows are lies, the fast one's (the
