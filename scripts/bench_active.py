@@ -28,7 +28,7 @@ Targets (the issue's): active comes within 1 point of the full-grid accuracy usi
 no higher regret) at every budget from 20 % up to the last below 100 % (at 100 % every
 order has measured the same cells).
 
-    python scripts/bench_active.py                    # both in-repo tables, ~5 min here
+    python scripts/bench_active.py                    # both in-repo tables, ~6 min on 2 cores
     python scripts/bench_active.py --json --out out/  # one JSON object; PNG + JSON in out/
     python scripts/bench_active.py --data P.parquet   # a farm P export instead
 """
