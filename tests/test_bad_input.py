@@ -536,6 +536,15 @@ TRAINED_ROWS = [
     ("hardware[0].count=65", "count must be between 1 and 64", select(hardware=count(65))),
     ("hardware[0].count=2-but-text-says-4x", "count 2 disagrees",
      select(hardware=[farm_pb2.HardwareOption(text="4x NVIDIA H100 80GB", count=2)])),
+    # measure_if_unsure: the farm must be able to run the question.
+    ("measure_if_unsure+model_text", "needs a model name",
+     select(model="", model_text="a small llama", measure_if_unsure=True)),
+    ("measure_if_unsure+workload=statistics", "not statistics",
+     select(workload_json=json.dumps({"input_len_p50": 100, "batch_size": 8}),
+            measure_if_unsure=True)),
+    ("measure_if_unsure+batch_size=2.5", "integer batch_size",
+     select(workload_json=json.dumps({**SELECT_WORKLOAD, "batch_size": 2.5}),
+            measure_if_unsure=True)),
 ]
 ROWS += [row("Select", bad, INVALID, needle, build, trained=True)
          for bad, needle, build in TRAINED_ROWS]
