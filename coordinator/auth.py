@@ -3,7 +3,9 @@
 A token file holds one token per line: ``TOKEN ROLE OPERATOR`` (``#`` starts a comment).
 Roles: ``worker`` (register, heartbeat, lease, report results and block timings),
 ``client`` (select, place, status, export, list workers and models), ``admin`` (everything,
-campaigns, model reload and promotion included); any role may ping.
+campaigns, model reload and promotion included); any role may ping. A Select that sets
+``measure_if_unsure`` queues a campaign, so it also needs a role that may submit one
+(checked by the coordinator's Selector service, :mod:`metainf.coordinator.unsure`).
 Health and reflection never need a token. Tokens are compared in constant time and
 never logged.
 """
