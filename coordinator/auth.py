@@ -66,7 +66,7 @@ def load_tokens(path: str | Path) -> dict[str, Identity]:
     if not path.is_file():
         raise TokenFileError(f"token file not found: {path}")
     tokens: dict[str, Identity] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue

@@ -34,7 +34,7 @@ def read_client_token(token_file: str | None) -> str | None:
     if not path:
         return None
     try:
-        for line in Path(path).read_text().splitlines():
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
                 return line.split()[0]

@@ -195,7 +195,7 @@ def load_grid_file(path: str | Path) -> Grid:
     if not path.is_file():
         raise GridError(f"grid file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise GridError(f"{path}: not valid YAML/JSON ({exc})") from None
     grid = validate_grid(data)

@@ -104,7 +104,7 @@ def read_p(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     path = Path(path)
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     mp = meta_path(path)
-    return frame, (json.loads(mp.read_text()) if mp.exists() else {})
+    return frame, (json.loads(mp.read_text(encoding="utf-8")) if mp.exists() else {})
 
 
 @dataclass(frozen=True)

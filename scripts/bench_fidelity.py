@@ -242,12 +242,12 @@ def run_vllm_bench(model_dir: Path, args: argparse.Namespace, flags: list[str],
                               preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus
                               else None)
     if proc.returncode != 0 or not out_json.exists():
-        tail = logf.read_text()[-3000:]
+        tail = logf.read_text(encoding="utf-8")[-3000:]
         raise RuntimeError(f"vllm bench throughput failed (exit {proc.returncode}); log "
                            f"{logf}:\n{tail}")
-    res = json.loads(out_json.read_text())
+    res = json.loads(out_json.read_text(encoding="utf-8"))
     elapsed = res["elapsed_time"]
-    facts = json.loads(facts_json.read_text()) if facts_json.exists() else {}
+    facts = json.loads(facts_json.read_text(encoding="utf-8")) if facts_json.exists() else {}
     return {"runtime_s": elapsed, "req_s": res["num_requests"] / elapsed,
             "out_tok_s": args.num_prompts * args.output_len / elapsed,
             "wall_s": time.perf_counter() - t0, "cmd": cmd, "config": facts.get("facts", {}),

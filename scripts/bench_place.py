@@ -87,7 +87,7 @@ def anchor(out, seeds: int) -> None:
     print(f"ANCHOR greedy vs PETALS mean time per token: cut {cut:.1%} "
           f"({'meets' if cut >= 0.6 else 'short of'} the issue's 60 %)", file=out)
 
-    spec = yaml.safe_load(ANCHOR.read_text())
+    spec = yaml.safe_load(ANCHOR.read_text(encoding="utf-8"))
     spec["load"]["cap_concurrency"] = False
     free = cli_entry.simulate_fleet(fleet_from_dict(spec), ["petals", "greedy", "online"])
     print("\nwithout the client's concurrency cap (only memory queues):", file=out)
@@ -99,7 +99,7 @@ def anchor(out, seeds: int) -> None:
         print(f"{'seed':>4} {'petals':>8} {'greedy':>8} {'cut':>7} {'service cut':>12}", file=out)
         cuts = []
         for seed in range(seeds):
-            spec = yaml.safe_load(ANCHOR.read_text())
+            spec = yaml.safe_load(ANCHOR.read_text(encoding="utf-8"))
             spec["seed"] = seed
             r = cli_entry.simulate_fleet(fleet_from_dict(spec), ["petals", "greedy"])
             p, g = r["plans"]

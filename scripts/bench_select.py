@@ -123,7 +123,7 @@ def scaled_table(n_rows: int, repetitions: int = 3, seed: int = 0,
 def _vm_kib(field: str) -> int:
     """A VmXXX field of /proc/self/status in KiB (0 where unavailable)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
@@ -401,7 +401,7 @@ def _worker_probe(address: str, rate: float, seconds: float, start_at: float,
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used so far (NaN if unreadable)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return float("nan")
@@ -529,7 +529,7 @@ def profile_lines(raw: Path, top: int = 12) -> list[str]:
     if not raw.exists():
         return ["profile: py-spy wrote nothing (needs ptrace rights)"]
     incl, incl_all, total, select_total = Counter(), Counter(), 0, 0
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text(encoding="utf-8").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue

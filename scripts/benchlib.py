@@ -49,7 +49,7 @@ def claim_stdout():
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo (or platform's guess)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.lower().startswith(("model name", "hardware", "cpu model")):
                 return line.split(":", 1)[1].strip()
     except OSError:

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def package_tree(dest: Path) -> Path:
     """Lay out every package of pyproject.toml under dest as it is installed; return dest."""
-    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text(
+        encoding="utf-8"))["tool"]["setuptools"]
     mapping = setup.get("package-dir", {})
     for package in setup["packages"]:
         source = ROOT / mapping.get(package, package.replace(".", "/"))
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.inject:
             rel, line = args.inject.split(":", 1)
             target = tree / rel
-            text = target.read_text()
+            text = target.read_text(encoding="utf-8")
             target.unlink()  # a hard link: write a new file, never the repository's
             target.write_text(text + "\n" + line + "\n")
         return subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml"),

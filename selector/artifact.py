@@ -208,7 +208,7 @@ def _version_dir(model_dir: Path) -> Path:
         return model_dir
     pointer = model_dir / "LATEST"
     if pointer.exists():
-        version = pointer.read_text().strip()
+        version = pointer.read_text(encoding="utf-8").strip()
         if (model_dir / version / "manifest.json").exists():
             return model_dir / version
         log.warning("LATEST names %s but %s has no such model; using the newest folder",
@@ -234,7 +234,7 @@ def load_model(model_dir: str | Path) -> TrainedModel:
     if not model_dir.is_dir():
         raise ModelNotFoundError(how_to_train(model_dir))
     d = _version_dir(model_dir)
-    manifest = json.loads((d / "manifest.json").read_text())
+    manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
     if manifest.get("format") != FORMAT_VERSION:
         raise ModelNotFoundError(f"model {d} has format {manifest.get('format')}, this "
                                  f"version reads {FORMAT_VERSION}: retrain it")
@@ -311,7 +311,7 @@ def list_versions(model_dir: str | Path) -> list[dict[str, Any]]:
         if folder.name.startswith("."):
             continue
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             info = manifest.get("info", {})
             error = "" if manifest.get("format") == FORMAT_VERSION else (
                 f"format {manifest.get('format')}, this version reads {FORMAT_VERSION}")

@@ -139,7 +139,7 @@ class SearchCache:
         """The cached outcome of ``key``, or None."""
         path = self._path(key)
         try:
-            return json.loads(path.read_text())
+            return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:

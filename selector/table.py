@@ -277,7 +277,7 @@ class PerfTable:
         else:
             raise TableError(f"data file {path}: use .parquet or .csv (got {suffix or 'none'})")
         meta_path = path.with_name(path.name + ".meta.json")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
         if mapping is None:
             needed = list(FARM_MAPPING.task_cols) + [FARM_MAPPING.method_col,
                                                      FARM_MAPPING.metric_col]

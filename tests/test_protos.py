@@ -14,6 +14,6 @@ def test_generated_code_is_up_to_date(tmp_path):
     spec.loader.exec_module(gen)
     gen.generate(tmp_path)
     for name in ("farm_pb2.py", "farm_pb2_grpc.py", "farm_pb2.pyi"):
-        fresh = (tmp_path / "metainf/v1" / name).read_text()
-        committed = (ROOT / "metainf/v1" / name).read_text()
+        fresh = (tmp_path / "metainf/v1" / name).read_text(encoding="utf-8")
+        committed = (ROOT / "metainf/v1" / name).read_text(encoding="utf-8")
         assert fresh == committed, f"metainf/v1/{name} is stale: run `make protos`"

@@ -227,7 +227,8 @@ def _cpu_clock_ghz(info: Mapping[str, str]) -> float:
     """The CPU's clock in GHz: the OS's maximum frequency, else the model name's
     '@ 2.80GHz', else the current 'cpu MHz'; 0.0 when none is known."""
     try:
-        khz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text())
+        khz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text(
+            encoding="utf-8"))
         if khz > 0:
             return round(khz / 1e6, 3)
     except (OSError, ValueError):
@@ -270,7 +271,7 @@ def _cgroup_memory_limit() -> int | None:
     """The cgroup (v2 or v1) memory limit in bytes, or None when there is none."""
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
-            text = Path(path).read_text().strip()
+            text = Path(path).read_text(encoding="utf-8").strip()
         except OSError:
             continue
         if text.isdigit() and int(text) < 1 << 60:

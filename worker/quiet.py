@@ -63,7 +63,7 @@ def read_cpu_ticks(cpus: Sequence[int], stat_path: str = "/proc/stat") -> tuple[
     wanted = {f"cpu{c}" for c in cpus}
     busy = total = 0
     try:
-        lines = Path(stat_path).read_text().splitlines()
+        lines = Path(stat_path).read_text(encoding="utf-8").splitlines()
     except OSError:
         return 0, 0
     for line in lines:

@@ -124,6 +124,6 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"{exc.flag}: {exc}") from None
     paths = write_report(result, args.out, source)
     if "digest" in paths:  # the figures for the person at the terminal; stdout is the path
-        sys.stderr.write(paths["digest"].read_text())
+        sys.stderr.write(paths["digest"].read_text(encoding="utf-8"))
     print(paths["summary"])
     return 0

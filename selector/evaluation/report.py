@@ -383,10 +383,11 @@ def write_report(result: EvaluationResult, out_dir: str | Path, source: str = ""
         paths["accuracy_time_plot"] = plot_accuracy_vs_time(pooled, out / "accuracy_vs_time.png")
         paths["fold_regret_plot"] = plot_fold_regret(result.metrics, out / "fold_regret.png")
         paths["digest"] = out / "digest.txt"
-        paths["digest"].write_text(digest(pooled, result.metrics) + "\n")
+        paths["digest"].write_text(digest(pooled, result.metrics) + "\n", encoding="utf-8")
     if ablation_pooled is not None and not ablation_pooled.empty:
         paths["ablation_plot"] = plot_ablation(ablation_pooled, out / "ablation.png")
     paths["summary"] = out / "summary.md"
-    paths["summary"].write_text(summary_markdown(result, pooled, ablation_pooled, source))
+    paths["summary"].write_text(summary_markdown(result, pooled, ablation_pooled, source),
+        encoding="utf-8")
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths

@@ -30,7 +30,7 @@ RUNTIME = {"none": 4.0, "cb": 2.0, "pc": 3.0, "cb+pc": 1.0}
 
 def _profile() -> farm_pb2.HardwareProfile:
     """The reference P's 1-core class: hardware the model was trained on."""
-    meta = json.loads(REFERENCE.with_name("p.parquet.meta.json").read_text())
+    meta = json.loads(REFERENCE.with_name("p.parquet.meta.json").read_text(encoding="utf-8"))
     prof = next(h["profile"] for label, h in meta["hardware"].items() if "-1c-" in label)
     return farm_pb2.HardwareProfile(**{k: v for k, v in prof.items()
                                        if k in farm_pb2.HardwareProfile.DESCRIPTOR.fields_by_name})

@@ -93,7 +93,7 @@ def test_results_far_from_predictions_flag_their_class_and_only_it(tmp_path, mod
         assert status.state == "done" and status.drift_note == ""
         drift = {d.hardware_label: d for d in status.drift}
         cpu, gpu = drift[label_of(CPU_PROFILE)], drift[label_of(GPU_PROFILE)]
-        version = (model_dir / "LATEST").read_text().strip()
+        version = (model_dir / "LATEST").read_text(encoding="utf-8").strip()
         for d in (cpu, gpu):
             assert d.results == CELLS_PER_CLASS and list(d.model_versions) == [version]
             assert 0 < d.held_out_mdape < 0.7  # read from the model's calibrated intervals

@@ -52,7 +52,7 @@ def proto_rpcs() -> set[str]:
 
 
 def test_doc_has_an_example_for_every_rpc():
-    documented = {m for m, _ in doc_calls(DOC.read_text())}
+    documented = {m for m, _ in doc_calls(DOC.read_text(encoding="utf-8"))}
     assert proto_rpcs() <= documented, proto_rpcs() - documented
 
 
@@ -80,7 +80,7 @@ def test_doc_requests_run_in_order(secured):
     metadata = (("authorization", f"Bearer {TOKEN}"),)
     outcomes: dict[str, str] = {}
     places = []
-    for method, body in doc_calls(DOC.read_text()):
+    for method, body in doc_calls(DOC.read_text(encoding="utf-8")):
         if body is None:
             continue
         for key in sorted(env, key=len, reverse=True):

@@ -143,10 +143,10 @@ def test_campaigns_retrain_promote_and_refuse_a_worse_version(farm, tmp_path, ca
     record = outcome["record"]
     assert record["rows"] == 18 and record["tasks"] == 6  # 2 of 8 tasks held out
     assert record["heldout"]["n_tasks"] == 2 and record["serving_version"] is None
-    manifest = json.loads((tmp_path / "models" / v1 / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "models" / v1 / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["info"]["retrain"]["promoted"] is True
     assert manifest["info"]["retrain"]["trained_at"] == manifest["info"]["created_at"]
-    assert (tmp_path / "models" / "LATEST").read_text().strip() == v1
+    assert (tmp_path / "models" / "LATEST").read_text(encoding="utf-8").strip() == v1
 
     # Campaign B: a new workload; the slow machine's rows are lies, the fast one's (the
     # newest, reported last, held out) are true. The version trained on the lies predicts
@@ -160,13 +160,13 @@ def test_campaigns_retrain_promote_and_refuse_a_worse_version(farm, tmp_path, ca
     assert outcome["outcome"] == "kept", outcome
     v2 = outcome["version"]
     assert v2 != v1
-    record = json.loads((tmp_path / "models" / v2 / "manifest.json").read_text())[
+    record = json.loads((tmp_path / "models" / v2 / "manifest.json").read_text(encoding="utf-8"))[
         "info"]["retrain"]
     assert record["promoted"] is False and record["serving_version"] == v1
     assert record["reason"].startswith(f"worse than the serving version {v1}")
     assert "level error" in record["reason"]
     assert record["heldout"]["level_mdape"] > record["serving_heldout"]["level_mdape"]
-    assert (tmp_path / "models" / "LATEST").read_text().strip() == v1
+    assert (tmp_path / "models" / "LATEST").read_text(encoding="utf-8").strip() == v1
     assert _select(selector).model_version == v1
 
     # The dashboard and /metrics show the serving version and the outcomes.

@@ -28,7 +28,7 @@ def test_catalog_name_materialises_a_config_folder(tmp_path):
     ref = resolve_model("llama-tiny", cache_dir=tmp_path)
     assert ref.name == "llama-tiny" and ref.weights == "dummy"
     assert ref.path == (tmp_path / "llama-tiny").resolve()
-    written = json.loads((ref.path / "config.json").read_text())
+    written = json.loads((ref.path / "config.json").read_text(encoding="utf-8"))
     assert "_metainf" not in written
     assert written == ref.config
     assert written["architectures"] == ["LlamaForCausalLM"]
@@ -48,7 +48,7 @@ def test_catalog_rewrites_a_stale_config(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text('{"stale": true}')
     ref = resolve_model("phi-tiny", cache_dir=tmp_path)
-    assert json.loads((folder / "config.json").read_text())["model_type"] == "phi"
+    assert json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"] == "phi"
     assert ref.config["partial_rotary_factor"] * 64 == int(ref.config["partial_rotary_factor"] * 64)
 
 

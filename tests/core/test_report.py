@@ -137,7 +137,7 @@ def test_write_report_is_self_contained(tmp_path):
     out = tmp_path / "report"
     index = write_report(make_p(), META, out)
     assert index == out / "index.html"
-    page = index.read_text()
+    page = index.read_text(encoding="utf-8")
     sources = _img_sources(page)
     assert len(sources) == 4
     for src in sources:
@@ -167,7 +167,7 @@ def test_report_includes_an_evaluation(tmp_path):
     figures["best"].savefig(src)
     (evaluation / "mean_rank.png").write_bytes(src.read_bytes())
     out = tmp_path / "report"
-    page = write_report(make_p(), META, out, evaluation_dir=evaluation).read_text()
+    page = write_report(make_p(), META, out, evaluation_dir=evaluation).read_text(encoding="utf-8")
     assert '<td><strong>0.800</strong></td>' in page
     assert "<code>random</code>" in page and "&lt;bad&gt;" in page
     assert "evaluation/mean_rank.png" in _img_sources(page)
@@ -181,7 +181,7 @@ def test_report_from_an_exported_file(tmp_path):
     frame = make_p()
     path = write_p(frame, META, tmp_path / "p.csv")
     index = report_from_file(path, tmp_path / "rep")
-    assert "hand-made" in index.read_text()
+    assert "hand-made" in index.read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="--data"):
         report_from_file(tmp_path / "nope.parquet", tmp_path / "rep2")
 
@@ -196,7 +196,7 @@ def test_report_needs_the_task_columns(tmp_path):
 def test_a_minimal_frame_without_optional_columns(tmp_path):
     frame = make_p()[["model", "method", "hardware", "workload", "batch_size", "status",
                       "runtime_s"]]
-    page = write_report(frame, {}, tmp_path / "r").read_text()
+    page = write_report(frame, {}, tmp_path / "r").read_text(encoding="utf-8")
     assert len(_img_sources(page)) == 4
     assert "not recorded" in page
 

@@ -150,7 +150,7 @@ def test_requests_fit_a_small_vocabulary():
 
 def test_sharegpt_sample_loads_and_skips_incomplete_entries():
     path = sample_path("sharegpt_sample.json")
-    raw = json.loads(path.read_text())
+    raw = json.loads(path.read_text(encoding="utf-8"))
     pairs = load_sharegpt(path)
     assert len(raw) > len(pairs) >= 55
     assert all(p.strip() and r.strip() for p, r in pairs)

@@ -41,7 +41,8 @@ def test_campaign_runs_on_a_real_engine(address, tmp_path):
     try:
         deadline = time.time() + 600
         while campaign_status(address, campaign_id).state != "done":
-            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text(
+                encoding="utf-8")[-3000:]
             assert time.time() < deadline, "campaign did not finish in 10 minutes"
             time.sleep(2)
         stdout, _ = worker.communicate(timeout=120)

@@ -19,4 +19,4 @@ def toy() -> dict[str, Any]:
 @pytest.fixture
 def anchor_dict() -> dict[str, Any]:
     """The shipped anchor file, parsed."""
-    return yaml.safe_load(ANCHOR.read_text())
+    return yaml.safe_load(ANCHOR.read_text(encoding="utf-8"))

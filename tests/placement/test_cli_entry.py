@@ -67,7 +67,7 @@ def test_place_gives_ranges_routes_and_petals_side_by_side():
 @pytest.fixture(scope="module")
 def anchor():
     """The anchor simulated with PETALS (100 join orders) and greedy."""
-    return simulate_fleet(fleet_from_dict(yaml.safe_load(ANCHOR.read_text())),
+    return simulate_fleet(fleet_from_dict(yaml.safe_load(ANCHOR.read_text(encoding="utf-8"))),
                           ["petals", "greedy"])
 
 

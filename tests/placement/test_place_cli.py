@@ -75,7 +75,7 @@ def test_place_from_a_fleet_file_prints_a_plan_and_petals_beside_it(capsys):
 
 
 def test_place_with_another_catalog_model_keeps_only_how_blocks_are_stored(capsys, tmp_path):
-    spec = yaml.safe_load(ANCHOR.read_text())
+    spec = yaml.safe_load(ANCHOR.read_text(encoding="utf-8"))
     path = tmp_path / "anchor.yaml"
     path.write_text(yaml.safe_dump(spec))
     code, out, _ = run(capsys, "place", "--fleet", str(path), "--model", "llama-3.1-70b",

@@ -115,7 +115,7 @@ def test_a_worker_without_an_rtt_needs_one_given(stubs):
 
 def anchor_request(join_orders: int) -> farm_pb2.PlaceRequest:
     """The anchor fleet file as a PlaceRequest of inline servers (the same fields)."""
-    spec = yaml.safe_load(ANCHOR.read_text())
+    spec = yaml.safe_load(ANCHOR.read_text(encoding="utf-8"))
     regions = [farm_pb2.RegionRTT(a=e["a"], b=e["b"], ms=e["ms"][0], ms_max=e["ms"][1])
                for e in spec["rtt"]["regions"]]
     model = {k: float(v) for k, v in spec["model"].items() if k != "catalog"}  # YAML: "2.466e9"

@@ -20,8 +20,8 @@ def table():
 def test_save_load_round_trip_gives_the_same_predictions(tmp_path, table):
     model = train(table, tmp_path, style="rich", svd_k=8, embedder=shared_embedder(),
                   n_estimators=60)
-    assert (tmp_path / "LATEST").read_text().strip() == model.version
-    manifest = json.loads((tmp_path / model.version / "manifest.json").read_text())
+    assert (tmp_path / "LATEST").read_text(encoding="utf-8").strip() == model.version
+    manifest = json.loads((tmp_path / model.version / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["metric"] == "Latency" and manifest["minimize"] is True
     assert manifest["methods_by_hardware"]["T4"] == ["tgi", "trtllm", "vllm"]
     assert (tmp_path / model.version / "xgboost.ubj").exists()
@@ -60,7 +60,7 @@ def test_a_model_of_the_old_single_head_format_asks_for_a_retrain(tmp_path, tabl
     model = train(table, tmp_path, style="basic", svd_k=4, embedder=shared_embedder(),
                   n_estimators=20, search=False)
     path = tmp_path / model.version / "manifest.json"
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps({**manifest, "format": 1}))
     with pytest.raises(ModelNotFoundError, match="retrain"):
         load_model(tmp_path)

@@ -110,7 +110,7 @@ def test_a_failing_selector_is_reported_not_raised(monkeypatch, tmp_path):
     assert len(broken) == 3
     assert (broken["error"] == "ValueError: cannot fit on this fold").all()
     assert (m[m["selector"] == "global_best"]["error"] == "").all()
-    summary = write_report(result, tmp_path)["summary"].read_text()
+    summary = write_report(result, tmp_path)["summary"].read_text(encoding="utf-8")
     assert "broken failed on fold hardware=A100 80GB: ValueError" in summary
 
 
@@ -126,7 +126,7 @@ def test_report_files(tmp_path):
     assert "oracle" in set(metrics["selector"])
     ablation = pd.read_csv(paths["ablation"])
     assert set(ablation["svd_k"]) == {4, 8} and set(ablation["style"]) == {"onehot"}
-    summary = paths["summary"].read_text()
+    summary = paths["summary"].read_text(encoding="utf-8")
     assert "## Protocol `loho`" in summary and "| oracle |" in summary and "**" in summary
     import matplotlib.image
 
@@ -209,7 +209,7 @@ def test_cli_on_a_farm_p_export_counts_single_candidate_tasks(tmp_path, capsys):
     t4 = metrics[metrics["fold"] == "hardware=T4 16GB"]
     assert (t4["n_single"] == 1).all() and (t4["n_tasks"] == 15).all()
     assert set(metrics["selector"]) == set(selector_names()) | {"oracle"}
-    assert "1 single-candidate task(s) left out" in (out / "summary.md").read_text()
+    assert "1 single-candidate task(s) left out" in (out / "summary.md").read_text(encoding="utf-8")
 
 
 def test_cli_campaign_without_results_names_the_campaign(address, tmp_path, capsys):

@@ -44,7 +44,8 @@ def test_roofline_by_hand():
 
 def test_a_gpu_never_measured_is_predicted_faster_the_faster_it_is():
     frame = pd.read_parquet(REFERENCE)
-    meta = json.loads(REFERENCE.with_name(REFERENCE.name + ".meta.json").read_text())
+    meta = json.loads(REFERENCE.with_name(REFERENCE.name + ".meta.json").read_text(
+        encoding="utf-8"))
     for h in meta["hardware"].values():  # profiles as today's workers report them
         h["profile"].update(cpu_clock_ghz=2.8, memory_bandwidth_gbs=24.0)
     model = train(PerfTable.from_frame(frame, meta=meta), None, embedder=shared_embedder())

@@ -36,7 +36,7 @@ def trained(tmp_path_factory):
 
 
 def test_train_prints_version_and_writes_latest(trained):
-    version = (trained / "models" / "LATEST").read_text().strip()
+    version = (trained / "models" / "LATEST").read_text(encoding="utf-8").strip()
     assert (trained / "models" / version / "manifest.json").exists()
 
 
@@ -48,7 +48,7 @@ def test_train_no_search_keeps_the_given_options(tmp_path, capsys, monkeypatch):
               "--n-estimators", "30", "--no-search"])
     version = capsys.readouterr().out.strip()
     assert rc == 0
-    manifest = json.loads((tmp_path / "m" / version / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "m" / version / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["selector_params"]["search"] is False
     assert manifest["selector_params"]["n_estimators"] == 30
     assert manifest["info"]["best_params"] == {}
@@ -66,7 +66,7 @@ def test_train_records_the_question_its_inner_validation_asked(tmp_path, capsys,
         summary = json.loads(capsys.readouterr().out)
         assert rc == 0 and summary["unseen"] == unseen
         manifest = json.loads((tmp_path / unseen / summary["model_version"] /
-                               "manifest.json").read_text())
+                               "manifest.json").read_text(encoding="utf-8"))
         assert manifest["config"]["unseen"] == unseen
         assert manifest["info"]["inner_folds"]["grouped"] is grouped
     with pytest.raises(SystemExit) as exit_:
