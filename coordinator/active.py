@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from metainf.coordinator.cell_select import cell_candidates
 from metainf.coordinator.store import Store
 from metainf.p import FINAL_STATUSES, METRIC_COLUMNS
 
@@ -39,10 +40,6 @@ log = logging.getLogger(__name__)
 
 SKIPPED = "skipped"
 """Status of a cell an active campaign decided not to measure (final, no result)."""
-
-SPEC_KEYS = ("dataset", "num_prompts", "max_output_tokens", "seed", "path", "options")
-"""Keys of a cell's workload JSON that Select reads as a workload spec."""
-
 
 @dataclass(frozen=True)
 class ActiveConfig:
@@ -82,21 +79,7 @@ def predict_task(model: TrainedModel, cell: dict[str, Any], label: str,
                  profile: dict[str, Any], methods: list[str]):
     """Select's candidates for one task of a class (each method on that hardware), or None
     when the model cannot answer for it."""
-    from metainf.selector.query import HardwareOption, SelectionError, SelectQuery
-    from metainf.selector.selection import select
-
-    workload = json.loads(cell["workload_json"])
-    spec = {k: workload[k] for k in SPEC_KEYS if k in workload}
-    option = HardwareOption(name=label, profile=profile)
-    for asked in ({"workload": cell["workload_label"]}, spec):
-        query = SelectQuery(model=cell["model"], hardware=(option,),
-                            workload={**asked, "batch_size": cell["batch_size"]},
-                            methods=tuple(methods))
-        try:
-            return select(model, query).candidates
-        except SelectionError as exc:
-            log.debug("active: no prediction for %s from %s: %s", task_key(cell), asked, exc)
-    return None
+    return cell_candidates(model, cell, label, profile, methods)
 
 
 def rank_class(model: TrainedModel | None, cells: list[dict[str, Any]],

@@ -19,7 +19,6 @@ and the held-out MdAPE exp(that) - 1.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sqlite3
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from metainf.coordinator.cell_select import cell_candidates
 from metainf.coordinator.store import Store
 
 if TYPE_CHECKING:  # the selector (xgboost, sklearn) loads only where a model serves
@@ -40,9 +40,6 @@ log = logging.getLogger(__name__)
 
 Z_MEDIAN = 0.6744897501960817
 """The standard normal quantile of 0.75: the median of |e| for e ~ N(0, sigma) is Z_MEDIAN sigma."""
-
-WORKLOAD_SPEC_KEYS = ("dataset", "num_prompts", "max_output_tokens", "seed", "path", "options")
-"""Keys of a cell's workload JSON that Select reads as a workload spec."""
 
 NO_MODEL = "no model loaded: no drift (start the coordinator with --model-dir and train one)"
 
@@ -95,25 +92,13 @@ def predict_cell(model: TrainedModel, cell: dict[str, Any], label: str,
                  profile: dict[str, Any]) -> tuple[float, float | None] | None:
     """(predicted metric, its held-out MdAPE) of a cell on its hardware class, as Select
     would predict it; None when the model cannot answer for it (an unknown method, say)."""
-    from metainf.selector.query import HardwareOption, SelectionError, SelectQuery
-    from metainf.selector.selection import select
-
-    workload = json.loads(cell["workload_json"])
-    spec = {k: workload[k] for k in WORKLOAD_SPEC_KEYS if k in workload}
-    option = HardwareOption(name=label, profile=profile)
-    for asked in ({"workload": cell["workload_label"]}, spec):
-        query = SelectQuery(model=cell["model"], hardware=(option,),
-                            workload={**asked, "batch_size": cell["batch_size"]},
-                            methods=(cell["method"],))
-        try:
-            candidate = select(model, query).candidates[0]
-        except SelectionError as exc:
-            log.debug("cell %s: no prediction from %s: %s", cell["cell_id"], asked, exc)
-            continue
-        if not (candidate.predicted > 0 and math.isfinite(candidate.predicted)):
-            return None
-        return candidate.predicted, held_out_ape(candidate.predicted, candidate.interval)
-    return None
+    candidates = cell_candidates(model, cell, label, profile, (cell["method"],))
+    if candidates is None:
+        return None
+    candidate = candidates[0]
+    if not (candidate.predicted > 0 and math.isfinite(candidate.predicted)):
+        return None
+    return candidate.predicted, held_out_ape(candidate.predicted, candidate.interval)
 
 
 class DriftMonitor:

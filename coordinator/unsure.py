@@ -30,6 +30,7 @@ from metainf.coordinator.store import Store
 from metainf.grid import GridError
 from metainf.selector.service import SelectorServicer
 from metainf.v1 import farm_pb2
+from metainf.workloads import spec_fields
 
 if TYPE_CHECKING:
     from metainf.selector.artifact import TrainedModel
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUBMIT_RPC = "/metainf.v1.Coordinator/SubmitCampaign"
-SPEC_KEYS = ("dataset", "num_prompts", "max_output_tokens", "seed", "path", "options")
-"""Keys of a workload spec a campaign can run."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ def _farm_workload(store: Store, request: farm_pb2.SelectRequest) -> tuple[dict[
         raise MeasureError(f"measure_if_unsure: workload_json needs an integer batch_size "
                            f">= 1 to measure at (got {bs!r})")
     if "dataset" in workload:
-        return {k: workload[k] for k in SPEC_KEYS if k in workload}, bs
+        return spec_fields(workload), bs
     label = workload.get("workload")
     if label is not None:
         for campaign in reversed(store.campaigns()):

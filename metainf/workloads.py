@@ -104,6 +104,15 @@ def _check_options(dataset: str, options: Mapping[str, Any]) -> dict[str, Any]:
     return opts
 
 
+SPEC_KEYS = ("dataset", "num_prompts", "max_output_tokens", "seed", "path", "options")
+"""Fields of a WorkloadSpec that a cell's or a Select's workload JSON carries."""
+
+
+def spec_fields(workload: dict[str, Any]) -> dict[str, Any]:
+    """The WorkloadSpec fields of a workload JSON object (batch size and labels dropped)."""
+    return {k: workload[k] for k in SPEC_KEYS if k in workload}
+
+
 class WorkloadSpec(BaseModel):
     """What a benchmark cell feeds the engine: a dataset, how many prompts, and lengths."""
 
