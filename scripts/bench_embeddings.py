@@ -60,25 +60,16 @@ def onnx_runtime_forwards(st_model, workdir: Path) -> dict[str, Callable]:
     except ImportError as exc:
         log.info("ONNX Runtime not measured: %s", exc)
         return {}
+    from metainf.selector.embeddings import last_hidden_module
+
     transformer = st_model[0]
-    hf = getattr(transformer, "auto_model", None) or transformer.model
     names = ("input_ids", "attention_mask", "token_type_ids")
-
-    class LastHidden(torch.nn.Module):
-        """The transformer's token embeddings alone."""
-
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids)[0]
 
     example = transformer.preprocess(["an example text"])
     fp32, int8 = workdir / "model.onnx", workdir / "model-int8.onnx"
     try:
-        torch.onnx.export(LastHidden(hf).eval(), tuple(example[k] for k in names), str(fp32),
+        torch.onnx.export(last_hidden_module(transformer), tuple(example[k] for k in names),
+                          str(fp32),
                           input_names=list(names), output_names=["hidden"],
                           dynamic_axes={k: {0: "b", 1: "s"} for k in (*names, "hidden")},
                           opset_version=17, dynamo=False)

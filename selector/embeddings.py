@@ -362,6 +362,26 @@ class Embedder:
             log.warning("embedding cache write failed: %s", exc)
 
 
+def last_hidden_module(transformer):
+    """A torch module of a sentence-transformer's transformer that returns its token
+    embeddings alone (its first output), in eval mode: what exporters trace."""
+    import torch
+
+    class LastHidden(torch.nn.Module):
+        """The transformer's token embeddings alone (its first output)."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids)[0]
+
+    hf = getattr(transformer, "auto_model", None) or transformer.model
+    return LastHidden(hf).eval()
+
+
 class OpenVinoTransformer:
     """The transformer of a sentence-transformer run by OpenVINO in float32.
 
@@ -398,22 +418,10 @@ class OpenVinoTransformer:
             return ir
         import torch
 
-        class LastHidden(torch.nn.Module):
-            """The transformer's token embeddings alone (its first output)."""
-
-            def __init__(self, model):
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids)[0]
-
-        hf = getattr(transformer, "auto_model", None) or transformer.model
         example = transformer.preprocess(["an example text of a few tokens"])
         log.info("converting the sentence-transformer to OpenVINO IR in %s (once)", folder)
         with torch.inference_mode():
-            converted = ov.convert_model(LastHidden(hf).eval(), example_input={
+            converted = ov.convert_model(last_hidden_module(transformer), example_input={
                 k: example[k] for k in self._inputs})
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
