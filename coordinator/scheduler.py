@@ -87,7 +87,10 @@ def cell_rows(campaign: dict[str, Any], class_id: str) -> list[dict[str, Any]]:
     cells = (json.loads(campaign["template_json"]) if campaign.get("template_json")
              else template(validate_grid(grid)))
     return [{**t, "cell_id": template_cell_id(campaign_id, class_id, t), "campaign_id": campaign_id,
-             "class_id": class_id, "seq": seq, "repetitions": grid["repetitions"],
+             "class_id": class_id, "seq": seq,
+             # an interleaved cell measures one repetition, numbered by its round
+             "repetitions": 1 if t.get("round") is not None else grid["repetitions"],
+             "first_repetition": t.get("round") or 0,
              "replicas": grid["replicas"], "timeout_s": grid["timeout_s"],
              "group_id": group_id(campaign_id, class_id, t["model"], t["method"],
                                   t["workload_label"], t["batch_size"])}

@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS cells (
     workload_json TEXT NOT NULL,
     batch_size INTEGER NOT NULL,
     repetitions INTEGER NOT NULL,
+    first_repetition INTEGER NOT NULL DEFAULT 0,
     replica INTEGER NOT NULL,
     replicas INTEGER NOT NULL DEFAULT 1,
     group_id TEXT NOT NULL DEFAULT '',
@@ -175,6 +176,7 @@ MIGRATIONS = (
     ("results", "accepted", "INTEGER NOT NULL DEFAULT 1"),
     ("campaigns", "template_json", "TEXT NOT NULL DEFAULT ''"),
     ("workers", "rtt_s", "REAL"),
+    ("cells", "first_repetition", "INTEGER NOT NULL DEFAULT 0"),
 )
 """Columns added since the first schema: (table, column, declaration), added in place to
 an older database on open, so that nothing stored is lost."""
@@ -425,11 +427,12 @@ class Store:
                 return False
             tx.executemany(
                 "INSERT INTO cells(cell_id, campaign_id, class_id, seq, model, method, "
-                "method_json, workload_label, workload_json, batch_size, repetitions, replica, "
-                "replicas, group_id, engine_key, timeout_s) VALUES (:cell_id, :campaign_id, "
-                ":class_id, :seq, :model, :method, :method_json, :workload_label, :workload_json, "
-                ":batch_size, :repetitions, :replica, :replicas, :group_id, :engine_key, "
-                ":timeout_s)", cells)
+                "method_json, workload_label, workload_json, batch_size, repetitions, "
+                "first_repetition, replica, replicas, group_id, engine_key, timeout_s) VALUES "
+                "(:cell_id, :campaign_id, :class_id, :seq, :model, :method, :method_json, "
+                ":workload_label, :workload_json, :batch_size, :repetitions, :first_repetition, "
+                ":replica, :replicas, :group_id, :engine_key, :timeout_s)",
+                [{"first_repetition": 0, **c} for c in cells])
         return True
 
     def cell_counts(self, campaign_id: str) -> dict[str, int]:
@@ -671,7 +674,8 @@ class Store:
                     "peak_mem_gb, energy_j, engine, engine_version, weights, "
                     "engine_config_json, engine_start_s, stored_at, accepted) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (cell["campaign_id"], cell_id, run["repetition"], cell["replica"],
+                    (cell["campaign_id"], cell_id,
+                     run["repetition"] + cell["first_repetition"], cell["replica"],
                      worker_id, epoch, run.get("status", status),
                      run.get("error", "") or (error if run.get("status") != "done" else ""),
                      *(run.get(c) for c in METRIC_COLUMNS),

@@ -93,12 +93,22 @@ class Grid(BaseModel):
     strategy: Literal["full", "active"] = "full"
     max_cells: int | None = Field(default=None, ge=1)
     confidence: float = Field(default=DEFAULT_CONFIDENCE, ge=0, le=1)
+    interleave: bool = False
+    """Repetitions as rounds: one cell per repetition, round r of every cell that shares a
+    warm engine before round r + 1 of any, so that a spell of load spreads over methods and
+    tasks instead of falling on one cell's repetitions back to back."""
 
     @model_validator(mode="after")
     def _active_keys(self) -> Grid:
         if self.strategy != "active" and self.max_cells is not None:
             raise ValueError("max_cells: only an active campaign (strategy: active) stops "
                              "early; a full campaign runs every cell")
+        if self.interleave and self.replicas > 1:
+            raise ValueError("interleave: replicated cells (replicas > 1) compare whole "
+                             "cells; use one or the other")
+        if self.interleave and self.strategy == "active":
+            raise ValueError("interleave: an active campaign chooses single cells; run it "
+                             "with interleave: false")
         return self
 
     def parsed_methods(self) -> list[Method]:
@@ -116,6 +126,8 @@ class CellTemplate:
     workload_label: str
     batch_size: int
     replica: int
+    round: int | None = None
+    """The repetition this cell measures when the grid interleaves (None: all of them)."""
 
     @property
     def engine_key(self) -> str:
@@ -128,18 +140,24 @@ class CellTemplate:
 
     def to_row(self) -> dict[str, Any]:
         """The cell as one JSON-ready row of a campaign's stored template."""
-        return {"model": self.model, "method": self.method.name,
-                "method_json": json.dumps(self.method.to_dict()),
-                "workload_label": self.workload_label,
-                "workload_json": self.workload.model_dump_json(exclude_none=True),
-                "batch_size": self.batch_size, "replica": self.replica,
-                "engine_key": self.engine_key}
+        row = {"model": self.model, "method": self.method.name,
+               "method_json": json.dumps(self.method.to_dict()),
+               "workload_label": self.workload_label,
+               "workload_json": self.workload.model_dump_json(exclude_none=True),
+               "batch_size": self.batch_size, "replica": self.replica,
+               "engine_key": self.engine_key}
+        if self.round is not None:
+            row["round"] = self.round
+        return row
 
 
 def cell_id(campaign_id: str, hardware_class: str, row: dict[str, Any]) -> str:
     """A stable id for a template row (a cell) on one hardware class of one campaign."""
-    blob = json.dumps([campaign_id, hardware_class, row["model"], row["method"],
-                       row["workload_label"], row["batch_size"], row["replica"]])
+    key = [campaign_id, hardware_class, row["model"], row["method"], row["workload_label"],
+           row["batch_size"], row["replica"]]
+    if row.get("round") is not None:
+        key.append(row["round"])
+    blob = json.dumps(key)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -219,15 +237,19 @@ def template(grid: Grid) -> list[dict[str, Any]]:
 
 
 def expand(grid: Grid) -> list[CellTemplate]:
-    """Every cell of a grid for one hardware class: model x method x workload x batch x replica."""
+    """Every cell of a grid for one hardware class: model x method x workload x batch x replica,
+    and, when the grid interleaves, one such block per repetition (round-major)."""
     methods = grid.parsed_methods()
+    rounds = range(grid.repetitions) if grid.interleave else [None]
     cells = []
-    for model in grid.models:
-        for method in methods:
-            for entry in grid.workloads:
-                spec = entry.spec()
-                label = workload_label(spec)
-                for batch in entry.batch_size:
-                    for replica in range(grid.replicas):
-                        cells.append(CellTemplate(model, method, spec, label, batch, replica))
+    for rnd in rounds:
+        for model in grid.models:
+            for method in methods:
+                for entry in grid.workloads:
+                    spec = entry.spec()
+                    label = workload_label(spec)
+                    for batch in entry.batch_size:
+                        for replica in range(grid.replicas):
+                            cells.append(CellTemplate(model, method, spec, label, batch,
+                                                      replica, rnd))
     return cells

@@ -217,3 +217,35 @@ def test_a_key_with_no_done_cell_is_timed_like_the_class(store):
     _finish(store, w2, mine2, wall_s=1.0, start_s=0.0)
     # One queued cell of w1's engine, about 1 s, is not worth a 20 s start on w2.
     assert next_lease(store, w2, mine.cell["engine_key"], CONFIG) is None
+
+
+def test_interleaved_repetitions_run_as_rounds_within_a_warm_engine(store):
+    """interleave: true makes one cell per repetition; a warm engine runs round 0 of all its
+    cells before round 1 of any, and P numbers each row by its round."""
+    cid, n = campaigns.create(store, {**GRID, "interleave": True})
+    assert n == 16  # 8 cells x 2 rounds
+    w = add_worker(store)
+    warm, order = "", []
+    while (lease := next_lease(store, w, warm, CONFIG)) is not None:
+        cell = lease.cell
+        assert cell["repetitions"] == 1
+        order.append((cell["engine_key"], cell["method"], cell["batch_size"],
+                      cell["first_repetition"]))
+        store.record_outcome(cell["cell_id"], w["worker_id"], lease.epoch, "done", "",
+                             done_runs(1), {"engine": "vllm"}, CONFIG.max_attempts)
+        warm = cell["engine_key"]
+    assert len(order) == 16 and campaign_done(store, cid)
+    for key in {o[0] for o in order}:
+        rounds = [o[3] for o in order if o[0] == key]
+        assert rounds == sorted(rounds) and set(rounds) == {0, 1}
+        assert len({(m, b) for _, m, b, r in order if _ == key and r == 0}) == 4
+    reps = {(r["method"], r["batch_size"], r["repetition"]) for r in store.results(cid)}
+    assert reps == {(m, b, r) for m in GRID["methods"] for b in (2, 4) for r in (0, 1)}
+
+
+@pytest.mark.parametrize("extra", [{"replicas": 2}, {"strategy": "active"}])
+def test_interleave_refuses_replicas_and_active(extra):
+    from metainf.grid import GridError, validate_grid
+
+    with pytest.raises(GridError, match="interleave"):
+        validate_grid({**GRID, "interleave": True, **extra})

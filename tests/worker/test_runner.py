@@ -78,10 +78,28 @@ def test_runner_reuses_the_warm_engine_and_resets_before_each_run():
     assert engines[0].runs[1] == (4, 2, False)
     again = runner.run(cell(method="cb", key="k1"))
     assert again["engine_start_s"] == 0.0 and len(engines) == 1
+    assert engines[0].resets == 8  # a new shape (cb) warms up once more
     assert engines[0].runs[-1][2] is True
     runner.run(cell(method="pc", key="k2"))
     assert len(engines) == 2 and engines[1].config["enable_prefix_caching"] is True
     assert runner.engine_starts == 2
+
+
+def test_a_shape_warms_up_once_per_engine():
+    """The next round of an interleaved grid (same shape, same engine) skips the warm-up; a
+    new engine warms up again."""
+    engines = []
+
+    def factory():
+        engines.append(FakeEngine())
+        return engines[-1]
+
+    runner = CellRunner(factory, EngineOptions())
+    runner.run(cell(reps=1))
+    runner.run(cell(reps=1))
+    assert engines[0].runs == [(2, 2, False), (4, 2, False), (4, 2, False)]
+    runner.run(cell(reps=1, key="k2"))
+    assert engines[1].runs == [(2, 2, False), (4, 2, False)]
 
 
 def test_engine_failures_raise_to_the_host():
