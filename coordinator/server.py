@@ -105,12 +105,14 @@ def _farm_workers(store: Store, config: SchedulerConfig):
 
     def listing(model: str) -> list[FarmWorker]:
         now = time.time()
+        peers = store.peer_rtts()
         out = []
         for w in store.workers():
             timing = store.block_timing(w["class_id"], model) if model else None
             out.append(FarmWorker(
                 worker_id=w["worker_id"], name=w["name"], profile=json.loads(w["profile_json"]),
                 alive=worker_state(w, now, config) == "alive", rtt_s=w["rtt_s"],
+                peer_rtt_s={b: rtt for (a, b), rtt in peers.items() if a == w["worker_id"]},
                 tau_s=timing["tau_s"] if timing else None,
                 tau_prefill_s=timing["tau_prefill_s"] if timing else None,
                 timing_l_in=timing["l_in"] if timing else 0))

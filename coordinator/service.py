@@ -17,7 +17,7 @@ from metainf.coordinator.auth import current_identity
 from metainf.coordinator.drift import DriftMonitor
 from metainf.coordinator.farm_metrics import FarmMetrics
 from metainf.coordinator.plausibility import check_against_class, check_runs
-from metainf.coordinator.scheduler import SchedulerConfig, next_lease
+from metainf.coordinator.scheduler import SchedulerConfig, lost_after_s, next_lease
 from metainf.coordinator.status import campaign_progress, worker_state
 from metainf.coordinator.store import NotFound, NotHolder, StaleLease, Store
 from metainf.grid import GridError
@@ -35,6 +35,31 @@ MAX_NAME_LEN = 200
 PROFILE_NUMBERS = ("accelerator_count", "accelerator_memory_gb", "power_limit_w", "cpu_cores",
                    "ram_gb", "cpu_clock_ghz", "memory_bandwidth_gbs")
 PROFILE_TEXTS = ("accelerator", "compute_capability", "driver_version", "cpu_model")
+PEER_RTT_MAX_AGE_S = 600.0
+"""A worker-to-worker RTT older than this is measured again."""
+PEERS_PER_HEARTBEAT = 4
+"""Peers a worker is asked to time per heartbeat (each costs a few health checks)."""
+
+
+def peer_host(peer: str) -> str:
+    """The host of a gRPC peer string ("ipv4:1.2.3.4:5", "ipv6:[::1]:5"); "" if none."""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6") or ":" not in rest:
+        return ""
+    return rest.rsplit(":", 1)[0]
+
+
+def echo_address(request, context: grpc.ServicerContext) -> str:
+    """host:port of a registering worker's echo service ("" when it serves none)."""
+    if not request.echo_port:
+        return ""
+    if not 0 < request.echo_port < 65536:
+        _abort_invalid(context, f"echo_port: must be between 1 and 65535 "
+                                f"(got {request.echo_port})")
+    if len(request.echo_host) > MAX_NAME_LEN:
+        _abort_invalid(context, f"echo_host: at most {MAX_NAME_LEN} characters")
+    host = request.echo_host or peer_host(context.peer())
+    return f"{host}:{request.echo_port}" if host else ""
 
 
 def _abort_invalid(context: grpc.ServicerContext, message: str) -> None:
@@ -144,7 +169,8 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         name = request.name or label
         worker_id = self.store.register_worker(name, class_id, label, profile,
                                                request.price_per_hour, request.engine_version,
-                                               current_identity.get().operator)
+                                               current_identity.get().operator,
+                                               echo_address(request, context))
         log.info("worker %s registered as %s (%s)", name, worker_id, label)
         return farm_pb2.RegisterWorkerResponse(
             worker_id=worker_id, hardware_class=class_id, hardware_label=label,
@@ -166,9 +192,13 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                           f"worker {worker['worker_id']} belongs to another operator")
 
     def Heartbeat(self, request, context):
-        """Renew the worker's liveness, its running cell's lease and its reported RTT."""
+        """Renew the worker's liveness, its running cell's lease and its reported RTTs; name
+        the peers it should time next."""
         if problem := _not_a_quantity("rtt_s", request.rtt_s):
             _abort_invalid(context, problem)
+        for peer, rtt in request.peer_rtt_s.items():
+            if problem := _not_a_quantity(f"peer_rtt_s[{peer}]", rtt):
+                _abort_invalid(context, problem)
         try:
             worker = self.store.worker(request.worker_id)
         except NotFound:
@@ -176,11 +206,21 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
         self._check_owner(worker, context)
         cell = self.store.heartbeat(request.worker_id, request.cell_id, request.epoch,
                                     self.config.lease_s, request.rtt_s)
+        if request.peer_rtt_s:
+            self.store.store_peer_rtts(request.worker_id, {
+                peer: rtt for peer, rtt in request.peer_rtt_s.items()
+                if peer != request.worker_id and rtt > 0})
         abort = False
         if request.cell_id:
             # Not its lease any more, or past the cell's hard deadline: tell it to stop.
             abort = cell is None or time.time() > cell["started_at"] + cell["timeout_s"]
-        return farm_pb2.HeartbeatResponse(known=True, abort_cell=abort)
+        peers = self.store.peers_to_measure(
+            request.worker_id, time.time() - lost_after_s(self.config), PEER_RTT_MAX_AGE_S,
+            PEERS_PER_HEARTBEAT)
+        return farm_pb2.HeartbeatResponse(
+            known=True, abort_cell=abort,
+            measure_peers=[farm_pb2.PeerEcho(worker_id=p["worker_id"], address=p["echo_address"])
+                           for p in peers])
 
     def LeaseCell(self, request, context):
         """Hand the worker its next cell, preferring its warm engine."""
@@ -384,8 +424,9 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
             yield farm_pb2.ExportChunk(rows=rows[i:i + EXPORT_CHUNK_ROWS])
 
     def ListWorkers(self, request, context):
-        """Every registered worker with its state."""
+        """Every registered worker with its state and measured RTTs."""
         now = time.time()
+        peers = self.store.peer_rtts()
         out = []
         for w in self.store.workers():
             profile = json.loads(w["profile_json"])
@@ -396,5 +437,6 @@ class CoordinatorServicer(farm_pb2_grpc.CoordinatorServicer):
                 price_per_hour=w["price_per_hour"],
                 state=worker_state(w, now, self.config),
                 last_heartbeat=w["last_heartbeat"], current_cell=w["current_cell"] or "",
-                rtt_s=w["rtt_s"] or 0.0))
+                rtt_s=w["rtt_s"] or 0.0,
+                peer_rtt_s={b: rtt for (a, b), rtt in peers.items() if a == w["worker_id"]}))
         return farm_pb2.ListWorkersResponse(workers=out)

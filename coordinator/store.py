@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS workers (
     flags INTEGER NOT NULL DEFAULT 0,
     quarantined INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS peer_rtts (
+    worker_id TEXT NOT NULL,
+    peer_id TEXT NOT NULL,
+    rtt_s REAL NOT NULL,
+    measured_at REAL NOT NULL,
+    PRIMARY KEY (worker_id, peer_id)
+);
 CREATE TABLE IF NOT EXISTS campaigns (
     campaign_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -177,6 +184,7 @@ MIGRATIONS = (
     ("campaigns", "template_json", "TEXT NOT NULL DEFAULT ''"),
     ("workers", "rtt_s", "REAL"),
     ("cells", "first_repetition", "INTEGER NOT NULL DEFAULT 0"),
+    ("workers", "echo_address", "TEXT NOT NULL DEFAULT ''"),
 )
 """Columns added since the first schema: (table, column, declaration), added in place to
 an older database on open, so that nothing stored is lost."""
@@ -330,7 +338,8 @@ class Store:
     # -- workers and hardware -------------------------------------------------------
 
     def register_worker(self, name: str, class_id: str, label: str, profile: dict,
-                        price_per_hour: float, engine_version: str, operator: str = "") -> str:
+                        price_per_hour: float, engine_version: str, operator: str = "",
+                        echo_address: str = "") -> str:
         """Store a new worker (and its hardware class if new); return the worker id."""
         worker_id = new_id("w")
         now = time.time()
@@ -344,10 +353,10 @@ class Store:
                 (class_id, label, blob, price_per_hour))
             tx.execute(
                 "INSERT INTO workers(worker_id, name, class_id, profile_json, price_per_hour, "
-                "engine_version, registered_at, last_heartbeat, operator) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
+                "engine_version, registered_at, last_heartbeat, operator, echo_address) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (worker_id, name, class_id, blob, price_per_hour, engine_version, now, now,
-                 operator))
+                 operator, echo_address))
         return worker_id
 
     def worker(self, worker_id: str) -> dict[str, Any]:
@@ -366,6 +375,33 @@ class Store:
             "(SELECT c.cell_id FROM cells c WHERE c.worker_id = w.worker_id "
             " AND c.status = 'leased' LIMIT 1) AS current_cell "
             "FROM workers w JOIN hardware_classes h USING (class_id) ORDER BY registered_at")
+
+    def store_peer_rtts(self, worker_id: str, rtts: dict[str, float]) -> None:
+        """Record a worker's measured RTTs to peers (seconds, by peer worker id)."""
+        now = time.time()
+        with self.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO peer_rtts(worker_id, peer_id, rtt_s, measured_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(worker_id, peer_id) DO UPDATE SET rtt_s=excluded.rtt_s, "
+                "measured_at=excluded.measured_at",
+                [(worker_id, peer, rtt, now) for peer, rtt in rtts.items()])
+
+    def peer_rtts(self) -> dict[tuple[str, str], float]:
+        """Every measured worker-to-worker RTT: (worker id, peer id) -> seconds."""
+        return {(r["worker_id"], r["peer_id"]): r["rtt_s"]
+                for r in self.query("SELECT worker_id, peer_id, rtt_s FROM peer_rtts")}
+
+    def peers_to_measure(self, worker_id: str, alive_since: float, max_age_s: float,
+                         limit: int) -> list[dict[str, Any]]:
+        """Alive peers with an echo service whose RTT from this worker is unknown or older
+        than `max_age_s`, least recently measured first, at most `limit`."""
+        return self.query(
+            "SELECT w.worker_id, w.echo_address FROM workers w LEFT JOIN peer_rtts r "
+            "ON r.worker_id = ? AND r.peer_id = w.worker_id "
+            "WHERE w.worker_id != ? AND w.echo_address != '' AND w.last_heartbeat >= ? "
+            "AND (r.measured_at IS NULL OR r.measured_at < ?) "
+            "ORDER BY COALESCE(r.measured_at, 0), w.registered_at LIMIT ?",
+            (worker_id, worker_id, alive_since, time.time() - max_age_s, limit))
 
     def hardware_classes(self) -> list[dict[str, Any]]:
         """Every hardware class seen by the farm."""

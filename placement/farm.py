@@ -12,8 +12,10 @@ are added, as servers described by their hardware profile:
   CPU's measured bandwidth and peak from its clock and ISA) and marked estimated;
 - RTT: each worker sits in its own region ``worker:NAME``; its reported RTT to the
   coordinator is its RTT to region ``coordinator`` (where clients and inline servers
-  without a region are), and two workers are the sum of theirs apart (via the
-  coordinator). Explicit matrices or region entries in the request win.
+  without a region are). Two workers are apart by the RTT one measured to the other's
+  echo service (the faster direction where both did); where neither did, by the sum of
+  their RTTs to the coordinator, an upper bound. Explicit matrices or region entries in
+  the request win.
 
 Errors name the request's fields: ``servers.K`` of the fleet dict becomes
 ``workers.NAME`` for a registered worker and ``servers.(K - workers)`` for an inline one.
@@ -52,6 +54,8 @@ class FarmWorker:
     alive: bool = True
     rtt_s: float | None = None
     """Its last reported RTT to the coordinator (None: none reported)."""
+    peer_rtt_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Its measured RTTs to other workers' echo services, by their worker id."""
     tau_s: float | None = None
     """Measured decode time per block per token, where a block timing exists."""
     tau_prefill_s: float | None = None
@@ -142,8 +146,22 @@ def _optional(message: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {n: getattr(message, n) for n in names if message.HasField(n)}
 
 
+def worker_to_worker_s(a: FarmWorker, b: FarmWorker) -> tuple[float, bool] | None:
+    """(RTT between two workers in seconds, measured?): the faster direction either
+    measured to the other's echo service, else the sum of their RTTs to the coordinator
+    (an upper bound); None when neither is known."""
+    measured = [r for r in (a.peer_rtt_s.get(b.worker_id), b.peer_rtt_s.get(a.worker_id))
+                if r]
+    if measured:
+        return min(measured), True
+    if a.rtt_s is not None and b.rtt_s is not None:
+        return a.rtt_s + b.rtt_s, False
+    return None
+
+
 def _rtt(request: Any, workers: list[FarmWorker]) -> dict[str, Any]:
-    """The `rtt` section: the request's, after the workers' RTTs via the coordinator."""
+    """The `rtt` section: the request's, after the workers' RTTs to the coordinator and to
+    each other."""
     r = request.rtt
     given = [{"a": e.a, "b": e.b, "ms": [e.ms, e.ms_max] if e.HasField("ms_max") else e.ms}
              for e in r.regions]
@@ -160,8 +178,10 @@ def _rtt(request: Any, workers: list[FarmWorker]) -> dict[str, Any]:
                                  f"region {w.region!r}")
             continue
         generated.append({"a": COORDINATOR_REGION, "b": w.region, "ms": w.rtt_s * 1e3})
-        generated += [{"a": w.region, "b": v.region, "ms": (w.rtt_s + v.rtt_s) * 1e3}
-                      for v in workers[i + 1:] if v.rtt_s is not None]
+        for v in workers[i + 1:]:
+            between = worker_to_worker_s(w, v)
+            if between is not None:
+                generated.append({"a": w.region, "b": v.region, "ms": between[0] * 1e3})
     out: dict[str, Any] = {"regions": generated + given, **matrices}
     if r.client_server_extra_ms:
         out["client_server_extra_ms"] = r.client_server_extra_ms

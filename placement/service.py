@@ -20,7 +20,7 @@ from metainf.v1 import farm_pb2, farm_pb2_grpc
 
 from .cli_entry import place
 from .errors import FleetError, PlacementError
-from .farm import FarmWorker, request_field, request_fleet
+from .farm import FarmWorker, request_field, request_fleet, worker_to_worker_s
 from .fleet import fleet_from_dict
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,16 @@ def _notes(result: dict[str, Any], workers: list[FarmWorker], request) -> list[s
                      "changes the block's size (weight_bits or params_per_block)")
     if workers and not len(request.rtt.client_server_ms):
         notes.append("workers' RTTs: their reported RTT to the coordinator (clients without "
-                     "a region sit there); between two workers, the sum of theirs")
+                     "a region sit there)")
+    if len(workers) > 1 and not len(request.rtt.server_server_ms):
+        pairs = [(a, b, worker_to_worker_s(a, b)) for i, a in enumerate(workers)
+                 for b in workers[i + 1:]]
+        measured = sum(1 for *_, r in pairs if r is not None and r[1])
+        bounded = [f"{a.name}-{b.name}" for a, b, r in pairs if r is not None and not r[1]]
+        notes.append(f"between workers: RTT measured echo to echo for {measured} of "
+                     f"{len(pairs)} pairs" + (f"; the sum of both RTTs to the coordinator "
+                                              f"(an upper bound) for {', '.join(bounded)}"
+                                              if bounded else ""))
     return notes
 
 

@@ -8,9 +8,11 @@ import os
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
 from metainf.client import DEFAULT_DEADLINE_S, channel
 from metainf.v1 import farm_pb2, farm_pb2_grpc
@@ -27,6 +29,8 @@ KV_SHARE_PER_MACHINE = 0.3
 """RAM share for KV caches on a CPU machine, split between workers by their cores."""
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+PEER_TIMEOUT_S = 2.0
+"""Deadline of one health check on a peer's echo service."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,30 @@ class WorkerConfig:
     """Stop after this many cells (0 = run until stopped)."""
     exit_when_idle_s: float = 0.0
     """Stop after this long without work (0 = never)."""
+    echo: bool = True
+    """Serve the echo service peers time their RTT to (for placement)."""
+    echo_port: int = 0
+    """Port of the echo service (0 = any free port)."""
+    echo_host: str = ""
+    """Host the echo service binds to and peers reach it on; empty: loopback when the
+    coordinator is on loopback, else every interface, reached at the address the
+    coordinator sees this worker at."""
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def start_echo(config: WorkerConfig) -> tuple[grpc.Server, int, str]:
+    """Start the echo service (the standard gRPC health service, which does no work);
+    return (server, port, host to advertise or "")."""
+    host = config.echo_host
+    coordinator_host = config.coordinator.rsplit(":", 1)[0]
+    bind = host or ("127.0.0.1" if coordinator_host in LOOPBACK else "0.0.0.0")
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    port = server.add_insecure_port(f"{bind}:{config.echo_port}")
+    server.start()
+    return server, port, host
 
 
 def engine_options(profile: dict, cpus: tuple[int, ...]) -> EngineOptions:
@@ -70,6 +98,8 @@ class WorkerAgent:
         self._abort = threading.Event()
         self._stop = threading.Event()
         self.cells_run = 0
+        self.echo: grpc.Server | None = None
+        self._peer_rtts: dict[str, float] = {}
 
     def _call(self, method: str, request, timeout: float = DEFAULT_DEADLINE_S):
         """Call an RPC, retrying with backoff while the coordinator is unreachable."""
@@ -89,19 +119,32 @@ class WorkerAgent:
         """Register this worker's hardware with the coordinator."""
         from metainf.worker.engines.registry import create_engine
         version = create_engine(self.config.engine).version()
+        echo_port, echo_host = 0, ""
+        if self.config.echo and self.echo is None:
+            self.echo, echo_port, echo_host = start_echo(self.config)
         resp = self._call("RegisterWorker", farm_pb2.RegisterWorkerRequest(
             name=self.config.name, hardware=farm_pb2.HardwareProfile(**self.profile),
             price_per_hour=self.config.price_per_hour, engines=[self.config.engine],
-            engine_version=version))
+            engine_version=version, echo_port=echo_port, echo_host=echo_host))
         self.worker_id, self.heartbeat_s = resp.worker_id, resp.heartbeat_interval_s
         log.info("registered as %s, hardware class %s", self.worker_id, resp.hardware_label)
 
     def heartbeat(self, cell_id: str = "", epoch: int = 0) -> farm_pb2.HeartbeatResponse:
         """One heartbeat for the running cell (if any), with the RTT to the coordinator
-        measured just before it (for placement)."""
-        return self.stub.Heartbeat(farm_pb2.HeartbeatRequest(
+        measured just before it and to the peers the last one named (for placement); then
+        time the peers this one names."""
+        peer_rtts, self._peer_rtts = self._peer_rtts, {}
+        resp = self.stub.Heartbeat(farm_pb2.HeartbeatRequest(
             worker_id=self.worker_id, cell_id=cell_id, epoch=epoch,
-            rtt_s=measure_rtt(self.channel)), timeout=DEFAULT_DEADLINE_S)
+            rtt_s=measure_rtt(self.channel), peer_rtt_s=peer_rtts), timeout=DEFAULT_DEADLINE_S)
+        for peer in resp.measure_peers:
+            with grpc.insecure_channel(peer.address) as ch:
+                rtt = measure_rtt(ch, timeout_s=PEER_TIMEOUT_S)
+            if rtt > 0:
+                self._peer_rtts[peer.worker_id] = rtt
+            else:
+                log.info("peer %s at %s did not answer its echo", peer.worker_id, peer.address)
+        return resp
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
@@ -142,6 +185,9 @@ class WorkerAgent:
         finally:
             self._stop.set()
             self.host.close()
+            if self.echo is not None:
+                self.echo.stop(grace=None)
+                self.echo = None
         return self.cells_run
 
     def _run_cell(self, spec: farm_pb2.CellSpec) -> None:

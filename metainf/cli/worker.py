@@ -22,6 +22,16 @@ def add_parser(sub) -> None:
     p.add_argument("--max-cells", type=int, default=0, help="stop after N cells")
     p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
                    help="stop after this long without work")
+    p.add_argument("--echo-port", type=int, default=0,
+                   help="port of the echo service peers time their RTT to (default: any "
+                        "free port)")
+    p.add_argument("--echo-host", default="",
+                   help="host the echo service binds to and peers reach it on (default: "
+                        "loopback for a loopback coordinator, else every interface, "
+                        "reached where the coordinator sees this worker)")
+    p.add_argument("--no-echo", action="store_true",
+                   help="serve no echo service (Place then bounds this worker's RTT to "
+                        "peers by the sum of both RTTs to the coordinator)")
     p.set_defaults(func=run)
 
 
@@ -38,10 +48,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--cpus: {exc}") from None
     if args.price_per_hour < 0:
         raise CliError("--price-per-hour: must be >= 0")
+    if not 0 <= args.echo_port < 65536:
+        raise CliError(f"--echo-port: must be between 0 and 65535 (got {args.echo_port})")
     agent = WorkerAgent(WorkerConfig(
         coordinator=args.coordinator, name=args.name or "", cpus=cpus,
         price_per_hour=args.price_per_hour, token_file=args.token_file, engine=args.engine,
-        max_cells=args.max_cells, exit_when_idle_s=args.exit_when_idle))
+        max_cells=args.max_cells, exit_when_idle_s=args.exit_when_idle,
+        echo=not args.no_echo, echo_port=args.echo_port, echo_host=args.echo_host))
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     n = agent.run()
     log.info("worker stopped after %d cell(s)", n)

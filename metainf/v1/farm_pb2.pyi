@@ -37,18 +37,22 @@ class HardwareProfile(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., accelerator: _Optional[str] = ..., accelerator_count: _Optional[int] = ..., accelerator_memory_gb: _Optional[float] = ..., compute_capability: _Optional[str] = ..., driver_version: _Optional[str] = ..., power_limit_w: _Optional[float] = ..., cpu_model: _Optional[str] = ..., cpu_cores: _Optional[int] = ..., ram_gb: _Optional[float] = ..., isa_flags: _Optional[_Iterable[str]] = ..., cpu_clock_ghz: _Optional[float] = ..., memory_bandwidth_gbs: _Optional[float] = ...) -> None: ...
 
 class RegisterWorkerRequest(_message.Message):
-    __slots__ = ("name", "hardware", "price_per_hour", "engines", "engine_version")
+    __slots__ = ("name", "hardware", "price_per_hour", "engines", "engine_version", "echo_port", "echo_host")
     NAME_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
     ENGINES_FIELD_NUMBER: _ClassVar[int]
     ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ECHO_PORT_FIELD_NUMBER: _ClassVar[int]
+    ECHO_HOST_FIELD_NUMBER: _ClassVar[int]
     name: str
     hardware: HardwareProfile
     price_per_hour: float
     engines: _containers.RepeatedScalarFieldContainer[str]
     engine_version: str
-    def __init__(self, name: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., price_per_hour: _Optional[float] = ..., engines: _Optional[_Iterable[str]] = ..., engine_version: _Optional[str] = ...) -> None: ...
+    echo_port: int
+    echo_host: str
+    def __init__(self, name: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., price_per_hour: _Optional[float] = ..., engines: _Optional[_Iterable[str]] = ..., engine_version: _Optional[str] = ..., echo_port: _Optional[int] = ..., echo_host: _Optional[str] = ...) -> None: ...
 
 class RegisterWorkerResponse(_message.Message):
     __slots__ = ("worker_id", "hardware_class", "hardware_label", "heartbeat_interval_s")
@@ -63,24 +67,43 @@ class RegisterWorkerResponse(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., hardware_class: _Optional[str] = ..., hardware_label: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("worker_id", "cell_id", "epoch", "rtt_s")
+    __slots__ = ("worker_id", "cell_id", "epoch", "rtt_s", "peer_rtt_s")
+    class PeerRttSEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     CELL_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     RTT_S_FIELD_NUMBER: _ClassVar[int]
+    PEER_RTT_S_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     cell_id: str
     epoch: int
     rtt_s: float
-    def __init__(self, worker_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., epoch: _Optional[int] = ..., rtt_s: _Optional[float] = ...) -> None: ...
+    peer_rtt_s: _containers.ScalarMap[str, float]
+    def __init__(self, worker_id: _Optional[str] = ..., cell_id: _Optional[str] = ..., epoch: _Optional[int] = ..., rtt_s: _Optional[float] = ..., peer_rtt_s: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class PeerEcho(_message.Message):
+    __slots__ = ("worker_id", "address")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    address: str
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("known", "abort_cell")
+    __slots__ = ("known", "abort_cell", "measure_peers")
     KNOWN_FIELD_NUMBER: _ClassVar[int]
     ABORT_CELL_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_PEERS_FIELD_NUMBER: _ClassVar[int]
     known: bool
     abort_cell: bool
-    def __init__(self, known: _Optional[bool] = ..., abort_cell: _Optional[bool] = ...) -> None: ...
+    measure_peers: _containers.RepeatedCompositeFieldContainer[PeerEcho]
+    def __init__(self, known: _Optional[bool] = ..., abort_cell: _Optional[bool] = ..., measure_peers: _Optional[_Iterable[_Union[PeerEcho, _Mapping]]] = ...) -> None: ...
 
 class LeaseCellRequest(_message.Message):
     __slots__ = ("worker_id", "warm_engine_key")
@@ -409,7 +432,14 @@ class ListWorkersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("worker_id", "name", "hardware_class", "hardware_label", "hardware", "price_per_hour", "state", "last_heartbeat", "current_cell", "rtt_s")
+    __slots__ = ("worker_id", "name", "hardware_class", "hardware_label", "hardware", "price_per_hour", "state", "last_heartbeat", "current_cell", "rtt_s", "peer_rtt_s")
+    class PeerRttSEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_CLASS_FIELD_NUMBER: _ClassVar[int]
@@ -420,6 +450,7 @@ class WorkerInfo(_message.Message):
     LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     CURRENT_CELL_FIELD_NUMBER: _ClassVar[int]
     RTT_S_FIELD_NUMBER: _ClassVar[int]
+    PEER_RTT_S_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     name: str
     hardware_class: str
@@ -430,7 +461,8 @@ class WorkerInfo(_message.Message):
     last_heartbeat: float
     current_cell: str
     rtt_s: float
-    def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., hardware_class: _Optional[str] = ..., hardware_label: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., price_per_hour: _Optional[float] = ..., state: _Optional[str] = ..., last_heartbeat: _Optional[float] = ..., current_cell: _Optional[str] = ..., rtt_s: _Optional[float] = ...) -> None: ...
+    peer_rtt_s: _containers.ScalarMap[str, float]
+    def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., hardware_class: _Optional[str] = ..., hardware_label: _Optional[str] = ..., hardware: _Optional[_Union[HardwareProfile, _Mapping]] = ..., price_per_hour: _Optional[float] = ..., state: _Optional[str] = ..., last_heartbeat: _Optional[float] = ..., current_cell: _Optional[str] = ..., rtt_s: _Optional[float] = ..., peer_rtt_s: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ListWorkersResponse(_message.Message):
     __slots__ = ("workers",)
