@@ -212,9 +212,12 @@ class MetaInfSelector(PairwiseRegressorSelector):
                             tree_method="hist", objective="reg:squarederror")
 
     def _param_grid(self) -> Mapping[str, Sequence[Any]]:
-        """The ranking head's search grid ({} when search is off)."""
+        """The ranking head's search grid. With search off, a calibrated fit still
+        validates the one point of its own parameters on the inner folds, so that the
+        ranking error (behind intervals and confidence) is measured rather than taken as 0;
+        the uncalibrated fits inside calibration search nothing."""
         if not self.search:
-            return {}
+            return {"n_estimators": (self.n_estimators,)} if self.calibrate else {}
         return DEFAULT_PARAM_GRID if self.param_grid is None else self.param_grid
 
     def _staged_param(self) -> str | None:
