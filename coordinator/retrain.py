@@ -5,14 +5,18 @@ P) the coordinator trains a new version on every accepted row of the farm, in a 
 process (spawned, ``nice`` 19) so that no RPC ever waits on it; one training runs at a
 time and requests made meanwhile are coalesced into one more run.
 
-Before promoting, the newest accepted cells are held out of the new version's training:
-the newest ``holdout_share`` of the tasks by the time their rows were stored (at least
-one). The new version and the one serving are scored on them (regret and level error,
-:mod:`metainf.selector.evaluation.heldout`); the new one is promoted (LATEST names it,
-Select switches without a restart) only when it is not worse on both, within
-:data:`REGRET_TOLERANCE` and :data:`LEVEL_TOLERANCE`. Otherwise it is kept unpromoted
-and the reason is logged. Either way its manifest records the trigger, rows, tasks,
-both scores and the decision (``info["retrain"]``).
+Before promoting, the newest accepted cells are held out of a validation fit: the
+newest ``holdout_share`` of the tasks by the time their rows were stored (at least one).
+The validation fit and the version serving are scored on them (on those first measured
+after the serving version was trained, where some are: it was fitted on the rest; regret
+and level error,
+:mod:`metainf.selector.evaluation.heldout`). When the validation fit is not worse on
+both, within :data:`REGRET_TOLERANCE` and :data:`LEVEL_TOLERANCE`, the same settings are
+fitted again on every task and that version is promoted (LATEST names it, Select
+switches without a restart), so the newest measurements are in the model that answers.
+Otherwise the validation fit is kept unpromoted and the reason is logged. Either way its
+manifest records the trigger, rows, tasks, both scores, what they were compared on and
+the decision (``info["retrain"]``).
 """
 
 from __future__ import annotations
@@ -131,6 +135,14 @@ def newest_tasks(table, frame: pd.DataFrame, share: float) -> np.ndarray:
     return mask
 
 
+def first_stored(table, frame: pd.DataFrame) -> np.ndarray:
+    """Per task of the table, when its first done row was stored (NaN: none)."""
+    cols = list(table.mapping.task_cols)
+    done = frame[frame["status"] == "done"]
+    stamps = done.groupby(cols, dropna=False)["stored_at"].min().rename("__at").reset_index()
+    return table.tasks[cols].merge(stamps, on=cols, how="left")["__at"].to_numpy(dtype=float)
+
+
 def _measured_methods(table):
     """The table without methods it never measured (a method seen only in held-out tasks)."""
     from metainf.selector.table import PerfTable
@@ -202,21 +214,49 @@ def retrain_frame(frame: pd.DataFrame, meta: dict[str, Any], model_dir: str | Pa
     model = train(training, None, style=config.style, svd_k=config.svd_k,
                   embedder_path=config.embedder_path, seed=config.seed, unseen=config.unseen,
                   **config.train_options)
-    new_scores = score_model(model, heldout)
     serving_version = latest_version(model_dir) if model_dir.is_dir() else None
-    serving_scores = None
+    serving, compared_on = None, "every held-out task"
     if serving_version is not None:
         try:
-            serving_scores = score_model(load_model(model_dir), heldout)
+            serving = load_model(model_dir)
         except (ModelNotFoundError, OSError, ValueError, KeyError) as exc:
+            log.warning("serving version %s cannot be scored: %s", serving_version, exc)
+    if serving is not None:
+        # The serving version was fitted on every task it had: compare only on held-out
+        # tasks first stored after it was trained, which neither version saw.
+        unseen = held & (first_stored(table, frame) > float(serving.info.get("created_at", 0)))
+        if unseen.any() and unseen.sum() < held.sum():
+            heldout = table.subset(unseen)
+            compared_on = (f"the {int(unseen.sum())} of {int(held.sum())} held-out tasks "
+                           f"first measured after {serving_version} was trained")
+    new_scores = score_model(model, heldout)
+    serving_scores = None
+    if serving is not None:
+        try:
+            serving_scores = score_model(serving, heldout)
+        except (OSError, ValueError, KeyError) as exc:
             log.warning("serving version %s cannot be scored: %s", serving_version, exc)
     if serving_version == model.version:
         return {"outcome": "skipped", "version": model.version,
                 "reason": f"the data and settings give the serving version {model.version} "
                           f"again"}
     promoted, reason = verdict(new_scores, serving_scores, serving_version)
+    validated = model.version
+    if promoted:
+        # Validated on the newest tasks; what serves is the same fit on every task, so the
+        # newest measurements (an unsure question's cells) are in the model that answers.
+        model = train(_measured_methods(table), None, style=config.style, svd_k=config.svd_k,
+                      embedder_path=config.embedder_path, seed=config.seed,
+                      unseen=config.unseen, **config.train_options)
+        rows, training = int(len(done)), table
+        if model.version == serving_version:
+            return {"outcome": "skipped", "version": model.version,
+                    "reason": f"the data and settings give the serving version {model.version} "
+                              f"again"}
     record = {"trigger": trigger, "trained_at": model.info["created_at"], "rows": rows,
-              "tasks": training.n_tasks,
+              "tasks": training.n_tasks, "validated_version": validated,
+              "compared_on": compared_on,
+              "validated_on_tasks": int((~held).sum()),
               "heldout": new_scores, "serving_heldout": serving_scores,
               "serving_version": serving_version, "promoted": promoted, "reason": reason,
               "heldout_share": config.holdout_share,

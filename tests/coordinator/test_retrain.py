@@ -141,8 +141,10 @@ def test_campaigns_retrain_promote_and_refuse_a_worse_version(farm, tmp_path, ca
     v1 = outcome["version"]
     assert _wait_version(selector, v1) == v1
     record = outcome["record"]
-    assert record["rows"] == 18 and record["tasks"] == 6  # 2 of 8 tasks held out
-    assert record["heldout"]["n_tasks"] == 2 and record["serving_version"] is None
+    # validated with 2 of 8 tasks held out, then promoted as the same fit on all 8
+    assert record["validated_on_tasks"] == 6 and record["heldout"]["n_tasks"] == 2
+    assert record["rows"] == 24 and record["tasks"] == 8
+    assert record["validated_version"] != v1 and record["serving_version"] is None
     manifest = json.loads((tmp_path / "models" / v1 / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["info"]["retrain"]["promoted"] is True
     assert manifest["info"]["retrain"]["trained_at"] == manifest["info"]["created_at"]
