@@ -157,11 +157,11 @@ def test_report_includes_an_evaluation(tmp_path):
     evaluation = tmp_path / "eval"
     evaluation.mkdir()
     (evaluation / "metrics.csv").write_text("selector,protocol,fold,n_tasks,accuracy\n"
-                                            "metainf,random,0,10,0.8\n")
+                                            "metainf,random,0,10,0.8\n", encoding="utf-8")
     (evaluation / "summary.md").write_text(
         "# Selector evaluation\n\nPooled mean, `±` std.\n\n## Protocol `random`\n\n"
         "| selector | n_tasks | accuracy |\n|---|---:|---:|\n| metainf | 10 | **0.800** |\n"
-        "| oracle | 10 | 1.000 |\n\n- ridge failed on fold 1: <bad>\n")
+        "| oracle | 10 | 1.000 |\n\n- ridge failed on fold 1: <bad>\n", encoding="utf-8")
     src = tmp_path / "plot.png"
     figures = report_figures(make_p())
     figures["best"].savefig(src)
