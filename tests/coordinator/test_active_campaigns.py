@@ -18,7 +18,7 @@ from metainf.v1 import farm_pb2, farm_pb2_grpc
 
 REFERENCE = Path(__file__).resolve().parents[2] / "examples" / "reference-p" / "p.parquet"
 METHODS = ["none", "cb", "pc", "cb+pc"]
-WORKLOAD = {"dataset": "synthetic-shared-prefix", "num_prompts": 32, "batch_size": [4, 16],
+WORKLOAD = {"dataset": "synthetic-shared-prefix", "num_prompts": 24, "batch_size": [8, 16],
             "max_output_tokens": 16, "seed": 0}
 GRID = {"name": "act", "models": ["llama-tiny", "qwen2-tiny"], "methods": METHODS,
         "workloads": [WORKLOAD], "repetitions": 1, "strategy": "active"}
@@ -96,14 +96,14 @@ def test_an_active_campaign_leases_each_tasks_choice_and_rival_first(farm):
     tasks = [(c.model, c.batch_size) for c in first]
     # Half the class's 16 cells per batch: two of every task (its choice and closest
     # rival), not grid order (which runs llama-tiny's 8 cells first).
-    assert sorted(tasks) == sorted([(m, b) for m in GRID["models"] for b in (4, 16)] * 2)
+    assert sorted(tasks) == sorted([(m, b) for m in GRID["models"] for b in (8, 16)] * 2)
     hardware = coord.store.query("SELECT label FROM hardware_classes")[0]["label"]
     for model in GRID["models"]:
-        for batch in (4, 16):
+        for batch in (8, 16):
             answer = selector.Select(farm_pb2.SelectRequest(
                 model=model, hardware=[farm_pb2.HardwareOption(name=hardware)],
                 methods=METHODS, workload_json=json.dumps(
-                    {"workload": "synthetic-shared-prefix-n32-o16-s0", "batch_size": batch})),
+                    {"workload": "synthetic-shared-prefix-n24-o16-s0", "batch_size": batch})),
                 timeout=60)
             mine = {c.method for c in first if (c.model, c.batch_size) == (model, batch)}
             assert answer.method in mine, (model, batch, answer.method, mine)

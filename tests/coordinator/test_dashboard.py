@@ -160,8 +160,8 @@ def test_page_lists_the_latest_select_answers_with_trust(tmp_path):
     url = f"http://127.0.0.1:{coord.dashboard.port}/"
     try:
         assert "No Select answered yet." in fetch(url)[1]
-        workload = ('{"dataset": "synthetic-shared-prefix", "num_prompts": 32, '
-                    '"max_output_tokens": 16, "batch_size": 4}')
+        workload = ('{"dataset": "synthetic-shared-prefix", "num_prompts": 24, '
+                    '"max_output_tokens": 16, "batch_size": 8}')
         with channel(f"127.0.0.1:{coord.port}") as ch:
             stub = farm_pb2_grpc.SelectorStub(ch)
             answers = [stub.Select(farm_pb2.SelectRequest(

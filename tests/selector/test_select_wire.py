@@ -4,6 +4,7 @@ risk through a real Selector server, and `select --coordinator` printing the loc
 from __future__ import annotations
 
 import json
+import math
 from concurrent import futures
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from metainf.selector.training import train
 from metainf.v1 import farm_pb2, farm_pb2_grpc
 
 REFERENCE_P = Path(__file__).resolve().parents[2] / "examples" / "reference-p" / "p.parquet"
-WORKLOAD = {"dataset": "synthetic-shared-prefix", "num_prompts": 32, "max_output_tokens": 16,
-            "batch_size": 4}
+WORKLOAD = {"dataset": "synthetic-shared-prefix", "num_prompts": 24, "max_output_tokens": 16,
+            "batch_size": 8}
 H200 = "NVIDIA H200 141GB HBM3e, 4.8 TB/s"
 
 
@@ -69,7 +70,8 @@ def test_an_unseen_gpu_says_out_of_distribution_on_the_wire(served):
         best = answer.candidates[0]
         return best.interval.high / best.interval.low
 
-    assert ratio(gpu) >= 3 * ratio(cpu)
+    # symmetric in log cost: the unseen GPU's interval at least twice as wide there
+    assert math.log(ratio(gpu)) >= 2 * math.log(ratio(cpu))
     latest = served["answers"][-2:]
     assert [a["out_of_distribution"] for a in latest] == [True, False]
     assert latest[0]["ood_axes"] == ["hardware"] and latest[0]["hardware"] == [H200]
