@@ -118,29 +118,27 @@ def farm_p(store: Store) -> tuple[pd.DataFrame, dict[str, Any]]:
     return pd.concat(frames, ignore_index=True), meta
 
 
+def task_stored_at(table, frame: pd.DataFrame, how: str) -> np.ndarray:
+    """Per task of the table, when its done rows were stored (``how``: "min" for the
+    first, "max" for the latest; NaN: none)."""
+    cols = list(table.mapping.task_cols)
+    done = frame[frame["status"] == "done"]
+    stamps = done.groupby(cols, dropna=False)["stored_at"].agg(how).rename("__at").reset_index()
+    return table.tasks[cols].merge(stamps, on=cols, how="left")["__at"].to_numpy(dtype=float)
+
+
 def newest_tasks(table, frame: pd.DataFrame, share: float) -> np.ndarray:
     """Boolean mask of the table's tasks held out: the newest ``share`` of them by the
     latest ``stored_at`` of their done rows, at least one (none when there is one task)."""
     n = table.n_tasks
     if n < 2:
         return np.zeros(n, dtype=bool)
-    cols = list(table.mapping.task_cols)
-    done = frame[frame["status"] == "done"]
-    stamps = done.groupby(cols, dropna=False)["stored_at"].max().rename("__at").reset_index()
-    at = table.tasks[cols].merge(stamps, on=cols, how="left")["__at"].to_numpy(dtype=float)
+    at = task_stored_at(table, frame, "max")
     k = min(n - 1, max(1, math.ceil(share * n)))
     order = np.argsort(-np.nan_to_num(at, nan=-np.inf), kind="stable")
     mask = np.zeros(n, dtype=bool)
     mask[order[:k]] = True
     return mask
-
-
-def first_stored(table, frame: pd.DataFrame) -> np.ndarray:
-    """Per task of the table, when its first done row was stored (NaN: none)."""
-    cols = list(table.mapping.task_cols)
-    done = frame[frame["status"] == "done"]
-    stamps = done.groupby(cols, dropna=False)["stored_at"].min().rename("__at").reset_index()
-    return table.tasks[cols].merge(stamps, on=cols, how="left")["__at"].to_numpy(dtype=float)
 
 
 def _measured_methods(table):
@@ -187,6 +185,12 @@ def verdict(new: dict[str, Any], serving: dict[str, Any] | None,
                   f"{serving.get('level_mdape', math.nan):.4f}")
 
 
+def _serving_again(version: str) -> dict[str, Any]:
+    """The outcome of a training that gave the serving version again."""
+    return {"outcome": "skipped", "version": version,
+            "reason": f"the data and settings give the serving version {version} again"}
+
+
 def retrain_frame(frame: pd.DataFrame, meta: dict[str, Any], model_dir: str | Path,
                   config: RetrainConfig, trigger: str) -> dict[str, Any]:
     """Train a version on a farm P (with ``stored_at``), score it and the serving one on its
@@ -224,7 +228,8 @@ def retrain_frame(frame: pd.DataFrame, meta: dict[str, Any], model_dir: str | Pa
     if serving is not None:
         # The serving version was fitted on every task it had: compare only on held-out
         # tasks first stored after it was trained, which neither version saw.
-        unseen = held & (first_stored(table, frame) > float(serving.info.get("created_at", 0)))
+        first = task_stored_at(table, frame, "min")
+        unseen = held & (first > float(serving.info.get("created_at", 0)))
         if unseen.any() and unseen.sum() < held.sum():
             heldout = table.subset(unseen)
             compared_on = (f"the {int(unseen.sum())} of {int(held.sum())} held-out tasks "
@@ -237,9 +242,7 @@ def retrain_frame(frame: pd.DataFrame, meta: dict[str, Any], model_dir: str | Pa
         except (OSError, ValueError, KeyError) as exc:
             log.warning("serving version %s cannot be scored: %s", serving_version, exc)
     if serving_version == model.version:
-        return {"outcome": "skipped", "version": model.version,
-                "reason": f"the data and settings give the serving version {model.version} "
-                          f"again"}
+        return _serving_again(model.version)
     promoted, reason = verdict(new_scores, serving_scores, serving_version)
     validated = model.version
     if promoted:
@@ -250,9 +253,7 @@ def retrain_frame(frame: pd.DataFrame, meta: dict[str, Any], model_dir: str | Pa
                       unseen=config.unseen, **config.train_options)
         rows, training = int(len(done)), table
         if model.version == serving_version:
-            return {"outcome": "skipped", "version": model.version,
-                    "reason": f"the data and settings give the serving version {model.version} "
-                              f"again"}
+            return _serving_again(model.version)
     record = {"trigger": trigger, "trained_at": model.info["created_at"], "rows": rows,
               "tasks": training.n_tasks, "validated_version": validated,
               "compared_on": compared_on,

@@ -467,8 +467,7 @@ class Store:
                 "first_repetition, replica, replicas, group_id, engine_key, timeout_s) VALUES "
                 "(:cell_id, :campaign_id, :class_id, :seq, :model, :method, :method_json, "
                 ":workload_label, :workload_json, :batch_size, :repetitions, :first_repetition, "
-                ":replica, :replicas, :group_id, :engine_key, :timeout_s)",
-                [{"first_repetition": 0, **c} for c in cells])
+                ":replica, :replicas, :group_id, :engine_key, :timeout_s)", cells)
         return True
 
     def cell_counts(self, campaign_id: str) -> dict[str, int]:
