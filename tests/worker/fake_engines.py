@@ -107,10 +107,14 @@ class BatchEngine(MethodEngine):
     from 16 on they differ as
     MethodEngine's do. A farm that measured only small batches cannot know the big one."""
 
+    def start(self, model, engine_config, options):
+        self._rng = random.Random(0)  # the same noise every run of the test
+        return super().start(model, engine_config, options)
+
     def run(self, requests, batch_size, continuous_batching):
         if batch_size >= 16:
             return super().run(requests, batch_size, continuous_batching)
-        runtime = self.base_s * random.uniform(0.97, 1.03) * (
+        runtime = self.base_s * self._rng.uniform(0.97, 1.03) * (
             0.99 if continuous_batching else 1.0) * (0.99 if self.prefix_caching else 1.0)
         traces = [RequestTrace(0.0, [runtime * (i + 1) / (max(int(r.output_tokens), 1) + 1)
                                      for i in range(max(int(r.output_tokens), 1))],
