@@ -104,6 +104,7 @@ class Grid:
     cost: np.ndarray
     groups: np.ndarray | None
     roofline_cols: tuple[int, int] | None
+    hardware_cols: tuple[int, ...] | None = None
 
     @property
     def cells(self) -> np.ndarray:
@@ -124,7 +125,7 @@ def load_grid(name: str, path: Path, mapping: TableMapping | None, style: str) -
     M = featurizer.transform_methods(list(table.methods))
     roof = featurizer.roofline_cols() if hasattr(featurizer, "roofline_cols") else None
     return Grid(name, X, None if M is None else np.asarray(M, dtype=float), table.cost,
-                inner_groups(table, "hardware"), roof)
+                inner_groups(table, "hardware"), roof, featurizer.axis_cols("hardware") or None)
 
 
 def fit(grid: Grid, measured: np.ndarray, seed: int) -> MetaInfSelector:
@@ -134,7 +135,8 @@ def fit(grid: Grid, measured: np.ndarray, seed: int) -> MetaInfSelector:
     groups = None if grid.groups is None else grid.groups[rows]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return MetaInfSelector(seed=seed, roofline_cols=grid.roofline_cols, **TRAINER).fit(
+        return MetaInfSelector(seed=seed, roofline_cols=grid.roofline_cols,
+                               local_cols=grid.hardware_cols, **TRAINER).fit(
             grid.X[rows], C, grid.M, groups=groups)
 
 

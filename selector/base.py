@@ -144,12 +144,14 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         search beside the grid (most conservative first: ties go to it); [{}]: as is."""
         return [{}]
 
-    def _inner_target(self, target, C_train: np.ndarray):
-        """The target an inner fold fits, given that fold's training costs."""
+    def _inner_target(self, target, C_train: np.ndarray, X_train: np.ndarray | None = None):
+        """The target an inner fold fits, given that fold's training costs and tasks."""
         return target
 
-    def _scores(self, pred: np.ndarray, target, variant: Mapping[str, Any]) -> np.ndarray:
-        """Selection scores [n, m] (lower is better) from predictions of ``target``."""
+    def _scores(self, pred: np.ndarray, target, variant: Mapping[str, Any],
+                X: np.ndarray | None = None) -> np.ndarray:
+        """Selection scores [n, m] (lower is better) of tasks X from predictions of
+        ``target``."""
         return pred
 
     def _inner_regime(self, X_train: np.ndarray, groups_train) -> Callable | None:
@@ -206,6 +208,9 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         # summed regret per (regime, point, variant), scored tasks per regime, mse per point
         total = np.zeros((2, len(points), len(variants)))
         count = np.zeros(2)
+        # per-task regrets [tasks, variants] per (regime, point), for the one-SE rule
+        per_task: list[list[list[np.ndarray]]] = [[[] for _ in points] for _ in range(2)]
+        fold_of: list[list[np.ndarray]] = [[], []]  # the inner fold of each of those tasks
         mse = np.zeros(len(points))
         errors: list[list[np.ndarray]] = [[] for _ in points]
         for train, val in splits:
@@ -213,7 +218,7 @@ class PairwiseRegressorSelector(TaskMethodSelector):
             rows = pair_rows(X[val], Mf)
             if pre is not None:
                 rows = pre.fit(pair_rows(X[train], Mf)).transform(rows)
-            fold_target = self._inner_target(target, C[train])
+            fold_target = self._inner_target(target, C[train], X[train])
             y_val = fold_target(C[val])
             ok = np.isfinite(y_val)
             regime = (self._inner_regime(X[train], labels[train]) if labels is not None
@@ -221,6 +226,8 @@ class PairwiseRegressorSelector(TaskMethodSelector):
             seen = regime(X[val]) if regime is not None else np.ones(len(val), dtype=bool)
             scored = np.isfinite(C[val]).sum(axis=1) >= 2
             count += [(scored & ~seen).sum(), (scored & seen).sum()]
+            for r, mask in ((0, scored & ~seen), (1, scored & seen)):
+                fold_of[r].append(np.full(int(mask.sum()), len(fold_of[r])))
             for members in fits.values():
                 top = max(members, key=lambda i: points[i][staged]) if staged else members[0]
                 est = self._fit_pairs(X[train], C[train], Mf, fold_target, pre, points[top])
@@ -228,10 +235,13 @@ class PairwiseRegressorSelector(TaskMethodSelector):
                     pred = (est.predict(rows) if i == top else
                             self._predict_staged(est, rows, points[i][staged]))
                     pred = np.asarray(pred, dtype=float).reshape(len(val), Mf.shape[0])
-                    for v, variant in enumerate(variants):
-                        r = task_regrets(C[val], self._scores(pred, fold_target, variant))
-                        total[0, i, v] += np.nansum(r[~seen])
-                        total[1, i, v] += np.nansum(r[seen])
+                    r = np.stack([task_regrets(C[val], self._scores(pred, fold_target, v,
+                                                                    X[val]))
+                                  for v in variants], axis=1)
+                    total[0, i] += np.nansum(r[~seen], axis=0)
+                    total[1, i] += np.nansum(r[seen], axis=0)
+                    per_task[0][i].append(r[~seen & scored])
+                    per_task[1][i].append(r[seen & scored])
                     mse[i] += float(np.mean((pred[ok] - y_val[ok]) ** 2)) if ok.any() else 0.0
                     errors[i].append(np.abs(pred[ok] - y_val[ok]))
         mse /= len(splits)
@@ -244,13 +254,16 @@ class PairwiseRegressorSelector(TaskMethodSelector):
                   for i, p in enumerate(points)]
         best = min(range(len(points)), key=lambda i: (round(scores[i]["regret"], 9),
                                                        best_v[i], scores[i]["mse"], i))
-        by_regime = {}
-        for r, name in ((0, "unseen"), (1, "seen")):
-            regret = total[r, best] / max(count[r], 1.0)
-            by_regime[name] = (variants[min(range(len(variants)),
-                                            key=lambda v: (round(regret[v], 9), v))]
-                               if count[r] else None)
-        outcome = {"params": points[best], "variant": variants[best_v[best]],
+        regrets = [np.concatenate(per_task[r][best]) if per_task[r][best]
+                   else np.zeros((0, len(variants))) for r in (0, 1)]
+        folds = [np.concatenate(fold_of[r]) if fold_of[r] else np.zeros(0, dtype=int)
+                 for r in (0, 1)]
+        by_regime = {name: (variants[one_se_variant(regrets[r], folds[r])] if count[r]
+                            else None)
+                     for r, name in ((0, "unseen"), (1, "seen"))}
+        outcome = {"params": points[best],
+                   "variant": variants[one_se_variant(np.concatenate(regrets),
+                                                      np.concatenate(folds))],
                    "regime_variants": by_regime, "scores": scores,
                    "n_inner_folds": len(splits), "grouped": n_groups(groups) >= 2,
                    "error_q90": float(np.quantile(np.concatenate(errors[best]), 0.9))
@@ -259,3 +272,32 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         if cache is not None:
             cache.put(key, outcome)
         return outcome
+
+
+def one_se_variant(regrets: np.ndarray, folds: np.ndarray | None = None) -> int:
+    """The most conservative variant (lowest index) whose held-out regret is within one
+    standard error of the best's: ``regrets`` [tasks, variants] are the same tasks'
+    regrets under each variant, and the error is that of their paired differences.
+
+    Tasks held out together (``folds``: each task's inner fold) share a group and err
+    together, so the error is the larger of the per-task one and the one across folds
+    (the spread of the folds' mean differences). A variant that departs further from the
+    prior must beat it by more than that noise; a smaller lead is the winner's curse of a
+    search over many variants, and the conservative variant keeps it. 0 without tasks.
+    """
+    regrets = np.asarray(regrets, dtype=float)
+    if regrets.ndim != 2 or regrets.shape[0] == 0:
+        return 0
+    mean = regrets.mean(axis=0)
+    best = int(np.argmin(np.round(mean, 9)))
+    labels = np.zeros(regrets.shape[0], dtype=int) if folds is None else np.asarray(folds)
+    names = np.unique(labels)
+    for v in range(regrets.shape[1]):
+        diff = regrets[:, v] - regrets[:, best]
+        se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else 0.0
+        if names.size > 1:
+            means = np.array([diff[labels == k].mean() for k in names])
+            se = max(se, means.std(ddof=1) / np.sqrt(names.size))
+        if diff.mean() <= se + 1e-12:
+            return v
+    return best

@@ -248,6 +248,11 @@ class TaskFeaturizer(BaseEstimator):
         return [n for a in self.axes_ for n in self.encoders_[a].feature_names()] + list(
             ROOFLINE_FEATURES)
 
+    def axis_cols(self, axis: str) -> tuple[int, ...]:
+        """Indices of one axis's task feature columns (e.g. the hardware's)."""
+        return tuple(i for i, n in enumerate(self.feature_names())
+                     if n.startswith((f"{axis}:", f"{axis}[")))
+
     def roofline_cols(self) -> tuple[int, int]:
         """Indices of the roofline's two task feature columns (log seconds, known)."""
         names = self.feature_names()

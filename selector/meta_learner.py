@@ -12,7 +12,15 @@ on the task's level. MetaInf therefore fits two boosters on the same pair rows:
   beyond ``delta`` (in log cost) and weighted by ``alpha``; ``alpha = 0`` is the prior
   itself. The hyper-parameters and (alpha, delta) are chosen by inner cross-validation
   on the training tasks, with whole groups held out (the hardware for a selector asked
-  about unseen hardware, the model for unseen models), ties going to the prior;
+  about unseen hardware, the model for unseen models); a departure is kept only where
+  it beats the prior by more than one standard error of the inner folds (see
+  :func:`~metainf.selector.base.one_se_variant`), and where no fold holds out a group
+  unlike the rest (a single training hardware) nothing says a departure carries to a
+  new group, so the prior answers it. With the hardware's feature columns
+  (``local_cols``) the search also tries each hardware's own prior (Global Best of its
+  training tasks) where the hardware was trained on. Each boosting round averages
+  :data:`PARALLEL_TREES` trees on their own samples, so the choices do not hang on the
+  seed;
 - the *level head* regresses absolute log cost (the paper's original target); it only
   sets the task's level, which budgets need (cost = price per hour x runtime).
 
@@ -64,11 +72,22 @@ DEPARTURE_VARIANTS: tuple[dict[str, float], ...] = (
 search's ties go to the first): ``alpha`` weighs a predicted departure, ``delta`` (log
 cost: 0.03 is 3 %) is shrunk off it first."""
 
+PARALLEL_TREES = 4
+"""Trees per boosting round, each on its own row and column sample, averaged: a bagged
+booster whose choices barely move with the seed (one tree per round moved the pooled
+accuracy on the vendored table by up to 25 points from seed to seed)."""
+
 INTERVAL_COVERAGE = 0.8
 """Nominal coverage of the interval every prediction carries."""
 
 NO_SEARCH_DEPARTURE = {"alpha": 1.0, "delta": 0.0}
 """The departure without a search: the ranking head's prediction in full."""
+
+PRIOR_ONLY = {"alpha": 0.0, "delta": 0.0}
+"""No departure: the global prior itself (Global Best's ranking)."""
+
+MIN_LOCAL_TASKS = 4
+"""Tasks with a choice a hardware needs in training before it gets a prior of its own."""
 
 UNMEASURED_PRIOR_PENALTY = 1.0
 """Prior of a method no training task measured: the worst measured prior plus this (log
@@ -122,16 +141,67 @@ def conformal_quantile(errors: np.ndarray, coverage: float) -> float:
     return float(np.quantile(errors, level, method="higher"))
 
 
+class LocalPriors:
+    """Global Best's ranking per hardware: the prior of the training tasks measured on
+    the same hardware (the same values in ``columns``, the hardware's feature columns),
+    where at least :data:`MIN_LOCAL_TASKS` of them had a choice; the global prior
+    elsewhere (hardware never trained on, or too few of its tasks)."""
+
+    def __init__(self, columns: np.ndarray, keys: np.ndarray, priors: np.ndarray):
+        self.columns = np.asarray(columns, dtype=int)
+        self.keys = np.asarray(keys, dtype=float).reshape(-1, self.columns.size)
+        self.priors = np.asarray(priors, dtype=float)
+
+    @classmethod
+    def fit(cls, X: np.ndarray, C: np.ndarray, columns) -> LocalPriors:
+        """Per distinct hardware of X's tasks with enough choices, the prior of its tasks."""
+        columns = np.asarray(columns, dtype=int)
+        keys, inverse = np.unique(np.asarray(X, dtype=float)[:, columns], axis=0,
+                                  return_inverse=True)
+        inverse = inverse.reshape(-1)
+        choices = np.isfinite(np.asarray(C, dtype=float)).sum(axis=1) >= 2
+        kept = [k for k in range(len(keys)) if (choices & (inverse == k)).sum()
+                >= MIN_LOCAL_TASKS]
+        priors = [prior_log_scores(C[inverse == k]) for k in kept]
+        return cls(columns, keys[kept], np.array(priors).reshape(len(kept), C.shape[1]))
+
+    def rows(self, X: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """The prior [n, m] of each task of X: its hardware's, else ``fallback``."""
+        X = np.asarray(X, dtype=float)
+        out = np.tile(np.asarray(fallback, dtype=float), (X.shape[0], 1))
+        if self.keys.shape[0] and X.shape[0]:
+            match = np.all(np.isclose(X[:, None, self.columns], self.keys[None]), axis=2)
+            found = match.any(axis=1)
+            out[found] = self.priors[match[found].argmax(axis=1)]
+        return out
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The state as arrays (for an .npz)."""
+        return {"local_columns": self.columns, "local_keys": self.keys,
+                "local_priors": self.priors}
+
+    @classmethod
+    def from_arrays(cls, state) -> LocalPriors | None:
+        """Inverse of :meth:`to_arrays`; None when the state holds none."""
+        if "local_columns" not in state:
+            return None
+        return cls(state["local_columns"], state["local_keys"], state["local_priors"])
+
+
 class PriorDeparture:
     """The ranking head's target: task-relative log cost minus the prior's, per pair.
 
-    Fitted on training costs (the prior is theirs); called on any cost table.
+    Fitted on training costs (the prior is theirs, and so are the hardware priors where
+    ``local_cols`` name the hardware's feature columns); called on any cost table.
     """
 
     __name__ = "prior_departure"
 
-    def __init__(self, C_train: np.ndarray):
+    def __init__(self, C_train: np.ndarray, X_train: np.ndarray | None = None,
+                 local_cols=None):
         self.prior = prior_log_scores(C_train)
+        self.local = (LocalPriors.fit(X_train, C_train, local_cols)
+                      if local_cols is not None and X_train is not None else None)
 
     def __call__(self, C: np.ndarray) -> np.ndarray:
         """Departure of each measured pair from the prior (NaN where unmeasured)."""
@@ -142,9 +212,16 @@ class PriorDeparture:
                                      keepdims=True)
         return rel - centred
 
-    def scores(self, departure: np.ndarray, variant: Mapping[str, float]) -> np.ndarray:
+    def base(self, X: np.ndarray | None, variant: Mapping[str, Any]) -> np.ndarray:
+        """The prior [n, m] a variant starts from: its hardware's or the global one."""
+        if variant.get("prior") == "hardware" and self.local is not None and X is not None:
+            return self.local.rows(X, self.prior)
+        return self.prior[None, :]
+
+    def scores(self, departure: np.ndarray, variant: Mapping[str, Any],
+               X: np.ndarray | None = None) -> np.ndarray:
         """Ranking scores: the prior plus the weighted, shrunk predicted departure."""
-        return self.prior[None, :] + variant["alpha"] * shrink(departure, variant["delta"])
+        return self.base(X, variant) + variant["alpha"] * shrink(departure, variant["delta"])
 
 
 class MetaInfSelector(PairwiseRegressorSelector):
@@ -158,7 +235,10 @@ class MetaInfSelector(PairwiseRegressorSelector):
     $METAINF_SEARCH_CACHE or ~/.cache/metainf/search) unless ``cache`` is off.
     ``roofline_cols`` (the task feature columns of the roofline's log seconds and whether
     it is known, see :mod:`metainf.selector.roofline`) make the level head learn an
-    efficiency relative to the roofline where it is known.
+    efficiency relative to the roofline where it is known. ``local_cols`` (the hardware's
+    task feature columns) let the search try, beside the global prior, the prior of each
+    hardware's own training tasks (see :class:`LocalPriors`), kept only where the inner
+    folds prefer it.
     ``relative=False`` gives the single absolute regressor of the paper; ``prior=False``
     a ranking head of task-relative log cost with no prior. ``fit`` takes ``groups``
     (one label per task) so that the inner folds hold whole groups out. Deterministic
@@ -174,7 +254,8 @@ class MetaInfSelector(PairwiseRegressorSelector):
                  relative: bool = True, search: bool = True,
                  param_grid: Mapping[str, Sequence[Any]] | None = None, cv: int = 3,
                  cache: bool = True, cache_dir: str | None = None, prior: bool = True,
-                 calibrate: bool = True, roofline_cols: tuple[int, int] | None = None):
+                 calibrate: bool = True, roofline_cols: tuple[int, int] | None = None,
+                 local_cols: Sequence[int] | None = None):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -192,6 +273,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.prior = prior
         self.calibrate = calibrate
         self.roofline_cols = roofline_cols
+        self.local_cols = local_cols
 
     # -- hooks of the pairwise base ------------------------------------------------------
 
@@ -209,7 +291,8 @@ class MetaInfSelector(PairwiseRegressorSelector):
         }
         config.update(params)
         return XGBRegressor(**config, random_state=self.seed, n_jobs=self.n_jobs,
-                            tree_method="hist", objective="reg:squarederror")
+                            tree_method="hist", objective="reg:squarederror",
+                            num_parallel_tree=PARALLEL_TREES)
 
     def _param_grid(self) -> Mapping[str, Sequence[Any]]:
         """The ranking head's search grid. With search off, a calibrated fit still
@@ -233,20 +316,28 @@ class MetaInfSelector(PairwiseRegressorSelector):
         return NearestValueSnapper()
 
     def _variants(self) -> list[dict[str, Any]]:
-        """Departures from the prior to try (none without a prior)."""
-        return [dict(v) for v in DEPARTURE_VARIANTS] if self.prior else [{}]
+        """Departures from the prior to try (none without a prior), most conservative
+        first: the global prior, (with ``local_cols``) the hardware's prior, then the
+        departures from each."""
+        if not self.prior:
+            return [{}]
+        out = [dict(v) for v in DEPARTURE_VARIANTS]
+        if self.local_cols is None:
+            return out
+        local = [{**v, "prior": "hardware"} for v in DEPARTURE_VARIANTS]
+        return out[:1] + local[:1] + out[1:] + local[1:]
 
-    def _inner_target(self, target, C_train):
-        """With a prior, each inner fold's prior comes from that fold's training tasks."""
-        return PriorDeparture(C_train) if self.prior else target
+    def _inner_target(self, target, C_train, X_train=None):
+        """With a prior, each inner fold's priors come from that fold's training tasks."""
+        return PriorDeparture(C_train, X_train, self.local_cols) if self.prior else target
 
     def _inner_regime(self, X_train, groups_train):
         """With a prior, which held-out tasks resemble the inner fold's training groups."""
         return GroupSignature.fit(X_train, groups_train).seen if self.prior else None
 
-    def _scores(self, pred, target, variant):
+    def _scores(self, pred, target, variant, X=None):
         """Prior plus the variant's departure; the prediction itself without a prior."""
-        return target.scores(pred, variant) if self.prior else pred
+        return target.scores(pred, variant, X) if self.prior else pred
 
     # -- fit and predict -------------------------------------------------------------------
 
@@ -264,7 +355,8 @@ class MetaInfSelector(PairwiseRegressorSelector):
         Mf = self._method_features(M, C.shape[1])
         snapper = NearestValueSnapper().fit(pair_rows(X, Mf))
         level = self._fit_level(X, C, Mf, snapper)
-        ranker, seen_ranker, prior, regime = None, None, None, None
+        Xr = self._without_roofline(X)
+        ranker, seen_ranker, prior, regime, local = None, None, None, None, None
         seen = unseen = dict(NO_SEARCH_DEPARTURE)
         self.best_params_: dict[str, Any] = {}
         self.search_scores_: list[dict[str, Any]] = []
@@ -272,12 +364,12 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.seen_params_: dict[str, Any] = {}
         self.ranking_error_ = 0.0
         if self.relative:
-            target = PriorDeparture(C) if self.prior else relative_log_cost
+            target = PriorDeparture(C, X, self.local_cols) if self.prior else relative_log_cost
             if X.shape[0] >= 2 and self._param_grid():
                 n = n_groups(groups)
                 search = {"n_splits": self.cv, "seed": self.seed, "cache_dir": self.cache_dir,
                           "use_cache": self.cache}
-                outcome = self._search(X, C, Mf, relative_log_cost, groups=groups, **search)
+                outcome = self._search(Xr, C, Mf, relative_log_cost, groups=groups, **search)
                 self.best_params_ = dict(outcome["params"])
                 self.search_scores_ = list(outcome["scores"])
                 self.ranking_error_ = float(outcome.get("error_q90", 0.0))
@@ -288,30 +380,30 @@ class MetaInfSelector(PairwiseRegressorSelector):
                     # Held-out tasks unlike every group of their inner fold's training
                     # choose the departure for unseen groups. With none of them (a single
                     # group, or groups that all resemble another) no fold tells how far
-                    # a departure carries to a new group: one is kept only where it is
-                    # larger than the error the ranking head makes on held-out tasks of
-                    # groups it knows (its 90th percentile), a lower bound of its error on
-                    # a new group.
+                    # a departure carries to a new group. A departure that random task
+                    # folds cannot tell from noise will not carry either: the prior. One
+                    # they do validate is kept only where it is larger than the error
+                    # the ranking head makes on held-out tasks of groups it knows (its
+                    # 90th percentile), a lower bound of its error on a new group.
                     # A task whose group matches a training group's facts is interpolation,
                     # the regime random task folds validate: its own ranking head, with
                     # the hyper-parameters they choose, in full (its group's twin was
                     # measured: nothing to shrink towards the prior).
-                    by_task = self._search(X, C, Mf, relative_log_cost, groups=None, **search)
-                    unseen = dict(outcome["regime_variants"]["unseen"]
-                                  or {"alpha": 1.0, "delta": by_task["error_q90"]})
+                    by_task = self._search(Xr, C, Mf, relative_log_cost, groups=None, **search)
+                    unseen = dict(outcome["regime_variants"]["unseen"] or PRIOR_ONLY)
                     seen = dict(NO_SEARCH_DEPARTURE)
                     self.seen_params_ = dict(by_task["params"])
                     self.ranking_error_ = float(by_task.get("error_q90", 0.0))
                     regime = GroupSignature.fit(X, groups)
-            ranker = self._fit_pairs(X, C, Mf, target, snapper, self.best_params_)
+            ranker = self._fit_pairs(Xr, C, Mf, target, snapper, self.best_params_)
             if regime is not None:
                 seen_ranker = (ranker if self.seen_params_ == self.best_params_ else
-                               self._fit_pairs(X, C, Mf, target, snapper, self.seen_params_))
+                               self._fit_pairs(Xr, C, Mf, target, snapper, self.seen_params_))
             if self.prior:
-                prior = target.prior
+                prior, local = target.prior, target.local
         self.departure_ = {"seen": seen, "unseen": unseen} if self.prior else {}
         self.estimator_ = TwoHeadRegressor(level, ranker, snapper, Mf, prior, unseen, seen,
-                                           regime, seen_ranker, self.roofline_cols)
+                                           regime, seen_ranker, self.roofline_cols, local)
         self.n_methods_ = C.shape[1]
         if self.calibrate:
             self.estimator_.half_width = {**self._calibrate(X, C, M, groups, seen, unseen),
@@ -354,6 +446,21 @@ class MetaInfSelector(PairwiseRegressorSelector):
         if out["seen"] is None:
             out["seen"] = out["unseen"]
         return {k: float(v) for k, v in out.items()}
+
+    def _without_roofline(self, X: np.ndarray) -> np.ndarray:
+        """X with the roofline columns held constant, as the ranking head sees it.
+
+        The roofline's seconds mix the hardware's speed with the workload's size: on
+        hardware the head never saw, the same seconds name a different workload, a
+        shifted feature that trees follow into the wrong leaves. The level head uses
+        them (as its base margin); the ranking head orders methods from the hardware,
+        model and workload features, which mean the same on every group.
+        """
+        if self.roofline_cols is None:
+            return X
+        X = X.copy()
+        X[:, list(self.roofline_cols)] = 0.0
+        return X
 
     def _fit_level(self, X, C, Mf, snapper):
         """The level head: log cost of every measured pair, offset by the roofline."""
@@ -442,7 +549,8 @@ class TwoHeadRegressor:
                  variant: Mapping[str, float] | None = None,
                  variant_seen: Mapping[str, float] | None = None,
                  regime: GroupSignature | None = None, seen_ranker=None,
-                 roofline_cols: tuple[int, int] | None = None):
+                 roofline_cols: tuple[int, int] | None = None,
+                 local: LocalPriors | None = None):
         self.level = level
         self.ranker = ranker
         self.snapper = snapper
@@ -454,21 +562,28 @@ class TwoHeadRegressor:
         self.seen_ranker = seen_ranker
         self.roofline_cols = None if roofline_cols is None else tuple(int(c) for c in
                                                                       roofline_cols)
+        self.local = local
         self.half_width: dict[str, float] = {}
         self._method_index = {r.tobytes(): j for j, r in enumerate(self.method_features)}
 
-    def _ranking(self, snapped: np.ndarray, method_prior: np.ndarray,
+    def _ranking(self, snapped: np.ndarray, priors: tuple[np.ndarray, np.ndarray],
                  seen: np.ndarray) -> np.ndarray:
         """The ranking head's score of snapped rows: prior + shrunk departure (the seen
-        regime's departure where ``seen``), or the prediction as is without a prior."""
+        regime's departure where ``seen``), or the prediction as is without a prior.
+        ``priors`` are each row's global and hardware prior."""
         pred = _predict(self.ranker, snapped)
         if self.seen_ranker is not None and self.seen_ranker is not self.ranker and seen.any():
             pred[seen] = _predict(self.seen_ranker, snapped[seen])
         if self.prior is None:
             return pred
+
+        def base(variant):
+            return priors[1] if variant.get("prior") == "hardware" else priors[0]
+
         alpha = np.where(seen, self.variant_seen["alpha"], self.variant["alpha"])
         delta = np.where(seen, self.variant_seen["delta"], self.variant["delta"])
-        return method_prior + alpha * shrink(pred, delta)
+        return (np.where(seen, base(self.variant_seen), base(self.variant))
+                + alpha * shrink(pred, delta))
 
     def interval_half_width(self, X: np.ndarray) -> np.ndarray:
         """Per task, the half-width (log cost) of its interval: its regime's (NaN when the
@@ -482,19 +597,31 @@ class TwoHeadRegressor:
         X = np.asarray(X, dtype=float)
         return self.regime.seen(X) if self.regime is not None else np.ones(len(X), dtype=bool)
 
-    def _row_prior(self, rows: np.ndarray) -> np.ndarray:
-        """The prior of each row's method (an unknown method: the unmeasured penalty)."""
+    def _pair_priors(self, tasks: np.ndarray, inverse: np.ndarray,
+                     methods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pair row (task ``tasks[inverse[i]]``, method features ``methods[i]``), the
+        global prior of its method and its hardware's (a method never trained on: the
+        worst plus the unmeasured penalty)."""
+        n = methods.shape[0]
         if self.prior is None:
-            return np.zeros(rows.shape[0])
-        n_method = self.method_features.shape[1]
-        unknown = float(self.prior.max()) + UNMEASURED_PRIOR_PENALTY
-        methods = np.ascontiguousarray(rows[:, rows.shape[1] - n_method:], dtype=float)
-        return np.array([self.prior[j] if (j := self._method_index.get(r.tobytes())) is not None
-                         else unknown for r in methods])
+            return np.zeros(n), np.zeros(n)
+        index = np.array([self._method_index.get(r.tobytes(), -1) for r in
+                          np.ascontiguousarray(methods, dtype=float)], dtype=int)
+        known = index >= 0
 
-    def _grid_prior(self, M: np.ndarray, n_tasks: int) -> np.ndarray:
-        """The prior of every (task, method) pair of a grid, task-major."""
-        return np.tile(self._row_prior(np.asarray(M, dtype=float)), n_tasks)
+        def per_row(table: np.ndarray) -> np.ndarray:
+            unknown = table.max(axis=1) + UNMEASURED_PRIOR_PENALTY
+            return np.where(known, table[inverse, np.maximum(index, 0)], unknown[inverse])
+
+        glob = per_row(np.tile(self.prior, (max(len(tasks), 1), 1)))
+        if self.local is None:
+            return glob, glob
+        return glob, per_row(self.local.rows(tasks, self.prior))
+
+    def _grid_priors(self, X: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The priors of every (task, method) pair of a grid, task-major."""
+        n, m = X.shape[0], M.shape[0]
+        return self._pair_priors(X, np.repeat(np.arange(n), m), np.tile(M, (n, 1)))
 
     @property
     def n_features_in_(self) -> int:
@@ -517,8 +644,8 @@ class TwoHeadRegressor:
         tasks, inverse = np.unique(rows[:, :n_task], axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         seen = self.seen(tasks)[inverse]
-        return (self._ranking(snapped, self._row_prior(rows), seen)
-                + self.levels(tasks)[inverse])
+        priors = self._pair_priors(tasks, inverse, rows[:, n_task:])
+        return self._ranking(snapped, priors, seen) + self.levels(tasks)[inverse]
 
     def predict_grid(self, X: np.ndarray, M: np.ndarray) -> np.ndarray:
         """Log cost [n_tasks, n_methods] of every pair of X's tasks and M's methods."""
@@ -528,7 +655,7 @@ class TwoHeadRegressor:
             return _predict(self.level, rows, roofline_margin(raw, self.roofline_cols)
                             ).reshape(X.shape[0], M.shape[0])
         seen = np.repeat(self.seen(X), M.shape[0])
-        pred = self._ranking(rows, self._grid_prior(M, X.shape[0]), seen)
+        pred = self._ranking(rows, self._grid_priors(X, M), seen)
         return pred.reshape(X.shape[0], M.shape[0]) + self.levels(X)[:, None]
 
     def levels(self, X: np.ndarray) -> np.ndarray:
@@ -538,7 +665,7 @@ class TwoHeadRegressor:
         rows = self.snapper.transform(raw)
         seen = np.repeat(self.seen(X), ref.shape[0])
         level = _predict(self.level, rows, roofline_margin(raw, self.roofline_cols))
-        gap = level - self._ranking(rows, self._grid_prior(ref, X.shape[0]), seen)
+        gap = level - self._ranking(rows, self._grid_priors(X, ref), seen)
         return gap.reshape(X.shape[0], ref.shape[0]).mean(axis=1)
 
     def save(self, directory: str | Path) -> list[str]:
@@ -554,11 +681,12 @@ class TwoHeadRegressor:
             files.append(SEEN_RANKER_FILE)
         prior = self.prior if self.prior is not None else np.zeros(0)
         regime = self.regime.to_arrays() if self.regime is not None else {}
+        if self.local is not None:
+            regime.update(self.local.to_arrays())
         np.savez(d / STATE_FILE, snap_values=self.snapper.to_array(),
                  method_features=self.method_features, prior=prior,
-                 variant=np.array([self.variant["alpha"], self.variant["delta"]]),
-                 variant_seen=np.array([self.variant_seen["alpha"],
-                                        self.variant_seen["delta"]]),
+                 variant=_variant_array(self.variant),
+                 variant_seen=_variant_array(self.variant_seen),
                  half_width=np.array([self.half_width.get(k, np.nan)
                                       for k in ("seen", "unseen", "ranking")]),
                  roofline_cols=np.array(self.roofline_cols or (), dtype=int), **regime)
@@ -584,19 +712,33 @@ class TwoHeadRegressor:
             snapper = NearestValueSnapper.from_array(state["snap_values"])
             method_features = state["method_features"]
             prior = state["prior"] if "prior" in state and state["prior"].size else None
-            alpha, delta = state["variant"]
-            seen_alpha, seen_delta = state["variant_seen"]
+            variant = _variant_dict(state["variant"])
+            variant_seen = _variant_dict(state["variant_seen"])
             regime = GroupSignature.from_arrays(state)
+            local = LocalPriors.from_arrays(state)
             half = state["half_width"]
             roofline = tuple(state["roofline_cols"]) if "roofline_cols" in state else ()
-        heads = cls(level, ranker, snapper, method_features, prior,
-                    {"alpha": float(alpha), "delta": float(delta)},
-                    {"alpha": float(seen_alpha), "delta": float(seen_delta)}, regime,
-                    seen_ranker if regime is not None else None, roofline or None)
+        heads = cls(level, ranker, snapper, method_features, prior, variant, variant_seen,
+                    regime, seen_ranker if regime is not None else None, roofline or None,
+                    local)
         if np.isfinite(half).all():
             heads.half_width = dict(zip(("seen", "unseen", "ranking"), map(float, half),
                                         strict=True))
         return heads
+
+
+def _variant_array(variant: Mapping[str, Any]) -> np.ndarray:
+    """A departure as saved: [alpha, delta, 1 if from the hardware's prior else 0]."""
+    return np.array([variant["alpha"], variant["delta"],
+                     1.0 if variant.get("prior") == "hardware" else 0.0])
+
+
+def _variant_dict(values: np.ndarray) -> dict[str, Any]:
+    """Inverse of :func:`_variant_array` (a model saved before hardware priors: global)."""
+    out: dict[str, Any] = {"alpha": float(values[0]), "delta": float(values[1])}
+    if len(values) > 2 and values[2] > 0.5:
+        out["prior"] = "hardware"
+    return out
 
 
 def _predict(estimator, rows: np.ndarray, margin: np.ndarray | None = None) -> np.ndarray:

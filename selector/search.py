@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path("~/.cache/metainf/search")
 """Where search results are cached unless METAINF_SEARCH_CACHE or cache_dir says otherwise."""
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 6
 """Layout version of a cached search result (part of the key)."""
 
 

@@ -96,6 +96,7 @@ def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd
     X = featurizer.transform_tasks(table.tasks)
     M = featurizer.transform_methods(table.methods)
     selector = MetaInfSelector(seed=seed, roofline_cols=featurizer.roofline_cols(),
+                               local_cols=featurizer.axis_cols("hardware") or None,
                                **params).fit(X, table.cost, M, groups=groups).for_serving()
     known_roofline = int((X[:, featurizer.roofline_cols()[1]] > 0.5).sum())
     if known_roofline < table.n_tasks:

@@ -42,6 +42,8 @@ class FoldData:
     """The methods measured on each test task's hardware for any task."""
     roofline_cols: tuple[int, int] | None = None
     """The task feature columns of the roofline (log seconds, known), where there is one."""
+    hardware_cols: tuple[int, ...] | None = None
+    """The hardware's task feature columns (for a per-hardware prior), where known."""
     groups_train: np.ndarray | None = None
     """Per training task, the group its protocol holds out (hardware under loho, model
     under lomo); a selector's inner folds hold these out together. None: task folds."""
@@ -76,6 +78,8 @@ def build_fold_data(table: PerfTable, fold: Fold, features: FeatureConfig, *, em
         available_test=table.available()[fold.test_idx],
         roofline_cols=(featurizer.roofline_cols() if hasattr(featurizer, "roofline_cols")
                        else None),
+        hardware_cols=(featurizer.axis_cols("hardware") or None
+                       if hasattr(featurizer, "axis_cols") else None),
         groups_train=(table.tasks[group_col].astype(str).to_numpy()[fold.train_idx]
                       if group_col else None),
     )

@@ -104,9 +104,11 @@ def run_job(job: Job, data: FoldData, seed: int = 0,
     """Fit the job's selector on the training fold, predict the test tasks, score them."""
     try:
         params = _job_params(job.selector, seed)
-        if data.roofline_cols is not None and "roofline_cols" in make_selector(
-                job.selector).get_params(deep=False):
+        takes = make_selector(job.selector).get_params(deep=False)
+        if data.roofline_cols is not None and "roofline_cols" in takes:
             params["roofline_cols"] = data.roofline_cols
+        if data.hardware_cols is not None and "local_cols" in takes:
+            params["local_cols"] = data.hardware_cols
         selector = make_selector(job.selector, **params)
         t0 = time.perf_counter()
         if data.groups_train is not None and _takes_groups(selector):

@@ -7,7 +7,8 @@ import pandas as pd
 
 from metainf.selector.baselines.global_best import GlobalBestSelector
 from metainf.selector.evaluation.metrics import summarise, task_outcomes
-from metainf.selector.meta_learner import MetaInfSelector, prior_log_scores
+from metainf.selector.base import one_se_variant
+from metainf.selector.meta_learner import PRIOR_ONLY, MetaInfSelector, prior_log_scores
 from metainf.selector.search import task_splits
 from metainf.selector.table import FARM_MAPPING, PerfTable, noise_cobest
 
@@ -73,6 +74,89 @@ def test_the_prior_answers_an_unseen_group_as_global_best_does(tmp_path):
     assert seen.all()
     hits = (np.argmin(sel.predict_cost(X), axis=1) == np.argmin(C, axis=1)).mean()
     assert hits > 0.9
+
+
+def test_a_departure_must_beat_the_prior_by_more_than_the_inner_folds_noise():
+    rng = np.random.default_rng(0)
+    prior = 1.0 + rng.uniform(0.0, 0.2, 60)
+    # a lead of 0.2 % on tasks whose regrets move by 10 %: noise, the prior stays
+    noise = rng.normal(0.0, 0.1, 60)
+    noisy = np.column_stack([prior, prior - 0.002 + noise - noise.mean()])
+    assert noisy[:, 1].mean() < noisy[:, 0].mean()
+    assert one_se_variant(noisy) == 0
+    # a lead of 10 % on every task: the departure
+    clear = np.column_stack([prior, prior - 0.1 + rng.normal(0.0, 0.01, 60)])
+    assert one_se_variant(clear) == 1
+    # the same lead carried by one inner fold of three: tasks held out together err
+    # together, so the spread across folds decides, and the prior stays
+    folds = np.repeat([0, 1, 2], 20)
+    one_fold = np.column_stack([prior, prior - np.where(folds == 0, 0.3, 0.0)])
+    assert one_se_variant(one_fold) == 1
+    assert one_se_variant(one_fold, folds) == 0
+
+
+def test_a_single_training_group_keeps_the_prior_for_a_new_group(tmp_path):
+    # one hardware: m1 wins where feature 1 is high, m0 (the prior) elsewhere; folds of
+    # tasks validate that departure, but no fold tells whether it carries to new hardware
+    rng = np.random.default_rng(3)
+    x1 = rng.normal(size=80)
+    X = np.column_stack([np.zeros(80), x1])
+    C = np.where((x1 > 0.6)[:, None], [1.2, 1.0], [1.0, 1.2]) * rng.uniform(0.99, 1.01,
+                                                                           (80, 2))
+    sel = MetaInfSelector(param_grid=GRID, cache_dir=str(tmp_path)).fit(
+        X, C, groups=np.repeat(["cpu-a"], 80))
+    assert sel.departure_["unseen"] == PRIOR_ONLY
+    assert sel.departure_["seen"]["alpha"] > 0
+    new = X + [5.0, 0.0]
+    assert not sel.estimator_.seen(new).any()
+    gb = GlobalBestSelector().fit(X, C)
+    np.testing.assert_array_equal(np.argmin(sel.predict_cost(new), axis=1),
+                                  np.argmin(gb.predict_cost(new), axis=1))
+    # its own hardware is answered by the departure
+    hits = (np.argmin(sel.predict_cost(X), axis=1) == np.argmin(C, axis=1)).mean()
+    assert hits > 0.9
+
+
+def hardware_table(n_models=8, per_model=12, seed=0):
+    """Two hardware (feature 0: -1 or +1) under many models (feature 1, the group): on
+    hardware a m0 wins every task, on hardware b m1 does; a has twice b's tasks, so the
+    global prior says m0 everywhere."""
+    rng = np.random.default_rng(seed)
+    hw = np.tile(np.r_[np.full(2 * per_model // 3, -1.0), np.full(per_model // 3, 1.0)],
+                 n_models)
+    model = np.repeat(rng.normal(size=n_models), per_model)
+    X = np.column_stack([hw, model, rng.normal(size=hw.size)])
+    C = np.where((hw > 0)[:, None], [1.2, 1.0], [1.0, 1.2]) * rng.uniform(
+        0.99, 1.01, (hw.size, 2))
+    return X, C, np.repeat([f"model{i}" for i in range(n_models)], per_model)
+
+
+def test_each_hardware_gets_its_own_prior_where_the_inner_folds_prefer_it(tmp_path):
+    X, C, groups = hardware_table()
+    Xn, Cn, _ = hardware_table(n_models=3, seed=9)  # new models on the same two hardware
+    Xn[:, 1] += 10.0
+    plain = MetaInfSelector(param_grid=GRID, cache_dir=str(tmp_path), prior=True).fit(
+        X, C, groups=groups)
+    local = MetaInfSelector(param_grid=GRID, cache_dir=str(tmp_path),
+                            local_cols=(0,)).fit(X, C, groups=groups)
+    assert local.departure_["unseen"].get("prior") == "hardware"
+    assert not local.estimator_.seen(Xn).any()
+    truth = np.argmin(Cn, axis=1)
+    assert (np.argmin(local.predict_cost(Xn), axis=1) == truth).all()
+    # without hardware priors, the global prior answers m0 on hardware b as well
+    assert plain.departure_["unseen"].get("prior") is None
+    # hardware never trained on falls back to the global prior
+    odd = Xn.copy()
+    odd[:, 0] = 3.0
+    gb = GlobalBestSelector().fit(X, C)
+    np.testing.assert_array_equal(np.argmin(local.predict_cost(odd), axis=1),
+                                  np.argmin(gb.predict_cost(odd), axis=1))
+    # a saved model keeps its hardware priors and which prior each regime starts from
+    (tmp_path / "m").mkdir()
+    local.save_state(tmp_path / "m")
+    loaded = MetaInfSelector.load_state(tmp_path / "m", local.get_params())
+    assert loaded.departure_ == local.departure_
+    np.testing.assert_allclose(loaded.predict_cost(Xn), local.predict_cost(Xn), rtol=1e-6)
 
 
 def test_a_method_no_training_task_measured_is_chosen_last():
