@@ -144,8 +144,10 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         search beside the grid (most conservative first: ties go to it); [{}]: as is."""
         return [{}]
 
-    def _inner_target(self, target, C_train: np.ndarray, X_train: np.ndarray | None = None):
-        """The target an inner fold fits, given that fold's training costs and tasks."""
+    def _inner_target(self, target, C_train: np.ndarray, X_train: np.ndarray | None = None,
+                      groups_train=None):
+        """The target an inner fold fits, given that fold's training costs, tasks and
+        their groups."""
         return target
 
     def _scores(self, pred: np.ndarray, target, variant: Mapping[str, Any],
@@ -218,7 +220,8 @@ class PairwiseRegressorSelector(TaskMethodSelector):
             rows = pair_rows(X[val], Mf)
             if pre is not None:
                 rows = pre.fit(pair_rows(X[train], Mf)).transform(rows)
-            fold_target = self._inner_target(target, C[train], X[train])
+            fold_target = self._inner_target(target, C[train], X[train],
+                                             None if labels is None else labels[train])
             y_val = fold_target(C[val])
             ok = np.isfinite(y_val)
             regime = (self._inner_regime(X[train], labels[train]) if labels is not None

@@ -89,6 +89,13 @@ PRIOR_ONLY = {"alpha": 0.0, "delta": 0.0}
 MIN_LOCAL_TASKS = 4
 """Tasks with a choice a hardware needs in training before it gets a prior of its own."""
 
+MIN_TASK_PRIOR_TASKS = 1
+"""Tasks with a choice that the same task needs on the other training groups before it
+gets a prior of its own (the inner folds judge whether so few are worth it)."""
+
+PRIOR_KINDS = ("global", "hardware", "task")
+"""The priors a departure may start from, most general first (saved by index)."""
+
 UNMEASURED_PRIOR_PENALTY = 1.0
 """Prior of a method no training task measured: the worst measured prior plus this (log
 cost, a factor e), so that it is chosen only on strong evidence."""
@@ -142,10 +149,11 @@ def conformal_quantile(errors: np.ndarray, coverage: float) -> float:
 
 
 class LocalPriors:
-    """Global Best's ranking per hardware: the prior of the training tasks measured on
-    the same hardware (the same values in ``columns``, the hardware's feature columns),
-    where at least :data:`MIN_LOCAL_TASKS` of them had a choice; the global prior
-    elsewhere (hardware never trained on, or too few of its tasks)."""
+    """Global Best's ranking per key: the prior of the training tasks with the same values
+    in ``columns`` (the hardware's feature columns: a prior per hardware; every column
+    but the held-out group's: a prior per task of the other groups), where at least
+    ``min_tasks`` of them had a choice; the global prior elsewhere (a key never trained
+    on, or too few of its tasks)."""
 
     def __init__(self, columns: np.ndarray, keys: np.ndarray, priors: np.ndarray):
         self.columns = np.asarray(columns, dtype=int)
@@ -153,15 +161,16 @@ class LocalPriors:
         self.priors = np.asarray(priors, dtype=float)
 
     @classmethod
-    def fit(cls, X: np.ndarray, C: np.ndarray, columns) -> LocalPriors:
-        """Per distinct hardware of X's tasks with enough choices, the prior of its tasks."""
+    def fit(cls, X: np.ndarray, C: np.ndarray, columns,
+            min_tasks: int = MIN_LOCAL_TASKS) -> LocalPriors:
+        """Per distinct key of X's tasks with enough choices, the prior of its tasks."""
         columns = np.asarray(columns, dtype=int)
         keys, inverse = np.unique(np.asarray(X, dtype=float)[:, columns], axis=0,
                                   return_inverse=True)
         inverse = inverse.reshape(-1)
         choices = np.isfinite(np.asarray(C, dtype=float)).sum(axis=1) >= 2
         kept = [k for k in range(len(keys)) if (choices & (inverse == k)).sum()
-                >= MIN_LOCAL_TASKS]
+                >= min_tasks]
         priors = [prior_log_scores(C[inverse == k]) for k in kept]
         return cls(columns, keys[kept], np.array(priors).reshape(len(kept), C.shape[1]))
 
@@ -175,33 +184,45 @@ class LocalPriors:
             out[found] = self.priors[match[found].argmax(axis=1)]
         return out
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The state as arrays (for an .npz)."""
-        return {"local_columns": self.columns, "local_keys": self.keys,
-                "local_priors": self.priors}
+    def to_arrays(self, kind: str) -> dict[str, np.ndarray]:
+        """The state as arrays (for an .npz), named after the prior's kind."""
+        return {f"local_{kind}_columns": self.columns, f"local_{kind}_keys": self.keys,
+                f"local_{kind}_priors": self.priors}
 
     @classmethod
-    def from_arrays(cls, state) -> LocalPriors | None:
-        """Inverse of :meth:`to_arrays`; None when the state holds none."""
-        if "local_columns" not in state:
+    def from_arrays(cls, state, kind: str) -> LocalPriors | None:
+        """Inverse of :meth:`to_arrays`; None when the state holds none of this kind."""
+        if f"local_{kind}_columns" not in state:
             return None
-        return cls(state["local_columns"], state["local_keys"], state["local_priors"])
+        return cls(state[f"local_{kind}_columns"], state[f"local_{kind}_keys"],
+                   state[f"local_{kind}_priors"])
 
 
 class PriorDeparture:
     """The ranking head's target: task-relative log cost minus the prior's, per pair.
 
-    Fitted on training costs (the prior is theirs, and so are the hardware priors where
-    ``local_cols`` name the hardware's feature columns); called on any cost table.
+    Fitted on training costs (the prior is theirs, and so are the local priors: per
+    hardware where ``local_cols`` name the hardware's feature columns, per task of the
+    other groups where ``groups`` say which columns name a group); called on any cost
+    table.
     """
 
     __name__ = "prior_departure"
 
     def __init__(self, C_train: np.ndarray, X_train: np.ndarray | None = None,
-                 local_cols=None):
+                 local_cols=None, groups=None):
         self.prior = prior_log_scores(C_train)
-        self.local = (LocalPriors.fit(X_train, C_train, local_cols)
-                      if local_cols is not None and X_train is not None else None)
+        self.local: dict[str, LocalPriors] = {}
+        if X_train is None:
+            return
+        if local_cols is not None:
+            self.local["hardware"] = LocalPriors.fit(X_train, C_train, local_cols)
+        if n_groups(groups) >= 2:
+            own = GroupSignature.fit(X_train, groups).columns
+            others = np.setdiff1d(np.arange(X_train.shape[1]), own)
+            if others.size:
+                self.local["task"] = LocalPriors.fit(X_train, C_train, others,
+                                                     MIN_TASK_PRIOR_TASKS)
 
     def __call__(self, C: np.ndarray) -> np.ndarray:
         """Departure of each measured pair from the prior (NaN where unmeasured)."""
@@ -213,9 +234,10 @@ class PriorDeparture:
         return rel - centred
 
     def base(self, X: np.ndarray | None, variant: Mapping[str, Any]) -> np.ndarray:
-        """The prior [n, m] a variant starts from: its hardware's or the global one."""
-        if variant.get("prior") == "hardware" and self.local is not None and X is not None:
-            return self.local.rows(X, self.prior)
+        """The prior [n, m] a variant starts from: its local kind's or the global one."""
+        local = self.local.get(variant.get("prior", "global"))
+        if local is not None and X is not None:
+            return local.rows(X, self.prior)
         return self.prior[None, :]
 
     def scores(self, departure: np.ndarray, variant: Mapping[str, Any],
@@ -317,19 +339,19 @@ class MetaInfSelector(PairwiseRegressorSelector):
 
     def _variants(self) -> list[dict[str, Any]]:
         """Departures from the prior to try (none without a prior), most conservative
-        first: the global prior, (with ``local_cols``) the hardware's prior, then the
-        departures from each."""
+        first: the global prior, (with ``local_cols``) the hardware's prior, the prior
+        of the same task on the other groups, then the departures from each."""
         if not self.prior:
             return [{}]
-        out = [dict(v) for v in DEPARTURE_VARIANTS]
-        if self.local_cols is None:
-            return out
-        local = [{**v, "prior": "hardware"} for v in DEPARTURE_VARIANTS]
-        return out[:1] + local[:1] + out[1:] + local[1:]
+        kinds = [{}, {"prior": "hardware"} if self.local_cols is not None else None,
+                 {"prior": "task"}]
+        per_kind = [[{**v, **k} for v in DEPARTURE_VARIANTS] for k in kinds if k is not None]
+        return [v[0] for v in per_kind] + [d for v in per_kind for d in v[1:]]
 
-    def _inner_target(self, target, C_train, X_train=None):
+    def _inner_target(self, target, C_train, X_train=None, groups_train=None):
         """With a prior, each inner fold's priors come from that fold's training tasks."""
-        return PriorDeparture(C_train, X_train, self.local_cols) if self.prior else target
+        return (PriorDeparture(C_train, X_train, self.local_cols, groups_train)
+                if self.prior else target)
 
     def _inner_regime(self, X_train, groups_train):
         """With a prior, which held-out tasks resemble the inner fold's training groups."""
@@ -364,7 +386,8 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.seen_params_: dict[str, Any] = {}
         self.ranking_error_ = 0.0
         if self.relative:
-            target = PriorDeparture(C, X, self.local_cols) if self.prior else relative_log_cost
+            target = (PriorDeparture(C, Xr, self.local_cols, groups) if self.prior
+                      else relative_log_cost)
             if X.shape[0] >= 2 and self._param_grid():
                 n = n_groups(groups)
                 search = {"n_splits": self.cv, "seed": self.seed, "cache_dir": self.cache_dir,
@@ -550,7 +573,7 @@ class TwoHeadRegressor:
                  variant_seen: Mapping[str, float] | None = None,
                  regime: GroupSignature | None = None, seen_ranker=None,
                  roofline_cols: tuple[int, int] | None = None,
-                 local: LocalPriors | None = None):
+                 local: Mapping[str, LocalPriors] | None = None):
         self.level = level
         self.ranker = ranker
         self.snapper = snapper
@@ -562,15 +585,15 @@ class TwoHeadRegressor:
         self.seen_ranker = seen_ranker
         self.roofline_cols = None if roofline_cols is None else tuple(int(c) for c in
                                                                       roofline_cols)
-        self.local = local
+        self.local = dict(local or {})
         self.half_width: dict[str, float] = {}
         self._method_index = {r.tobytes(): j for j, r in enumerate(self.method_features)}
 
-    def _ranking(self, snapped: np.ndarray, priors: tuple[np.ndarray, np.ndarray],
+    def _ranking(self, snapped: np.ndarray, priors: Mapping[str, np.ndarray],
                  seen: np.ndarray) -> np.ndarray:
         """The ranking head's score of snapped rows: prior + shrunk departure (the seen
         regime's departure where ``seen``), or the prediction as is without a prior.
-        ``priors`` are each row's global and hardware prior."""
+        ``priors`` hold each row's prior of every kind (see :meth:`_pair_priors`)."""
         pred = _predict(self.ranker, snapped)
         if self.seen_ranker is not None and self.seen_ranker is not self.ranker and seen.any():
             pred[seen] = _predict(self.seen_ranker, snapped[seen])
@@ -578,7 +601,7 @@ class TwoHeadRegressor:
             return pred
 
         def base(variant):
-            return priors[1] if variant.get("prior") == "hardware" else priors[0]
+            return priors.get(variant.get("prior", "global"), priors["global"])
 
         alpha = np.where(seen, self.variant_seen["alpha"], self.variant["alpha"])
         delta = np.where(seen, self.variant_seen["delta"], self.variant["delta"])
@@ -598,13 +621,13 @@ class TwoHeadRegressor:
         return self.regime.seen(X) if self.regime is not None else np.ones(len(X), dtype=bool)
 
     def _pair_priors(self, tasks: np.ndarray, inverse: np.ndarray,
-                     methods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                     methods: np.ndarray) -> dict[str, np.ndarray]:
         """Per pair row (task ``tasks[inverse[i]]``, method features ``methods[i]``), the
-        global prior of its method and its hardware's (a method never trained on: the
-        worst plus the unmeasured penalty)."""
+        prior of its method by kind: global, and each local kind the model holds (a
+        method never trained on: that prior's worst plus the unmeasured penalty)."""
         n = methods.shape[0]
         if self.prior is None:
-            return np.zeros(n), np.zeros(n)
+            return {"global": np.zeros(n)}
         index = np.array([self._method_index.get(r.tobytes(), -1) for r in
                           np.ascontiguousarray(methods, dtype=float)], dtype=int)
         known = index >= 0
@@ -613,12 +636,12 @@ class TwoHeadRegressor:
             unknown = table.max(axis=1) + UNMEASURED_PRIOR_PENALTY
             return np.where(known, table[inverse, np.maximum(index, 0)], unknown[inverse])
 
-        glob = per_row(np.tile(self.prior, (max(len(tasks), 1), 1)))
-        if self.local is None:
-            return glob, glob
-        return glob, per_row(self.local.rows(tasks, self.prior))
+        out = {"global": per_row(np.tile(self.prior, (max(len(tasks), 1), 1)))}
+        for kind, local in self.local.items():
+            out[kind] = per_row(local.rows(tasks, self.prior))
+        return out
 
-    def _grid_priors(self, X: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _grid_priors(self, X: np.ndarray, M: np.ndarray) -> dict[str, np.ndarray]:
         """The priors of every (task, method) pair of a grid, task-major."""
         n, m = X.shape[0], M.shape[0]
         return self._pair_priors(X, np.repeat(np.arange(n), m), np.tile(M, (n, 1)))
@@ -681,8 +704,8 @@ class TwoHeadRegressor:
             files.append(SEEN_RANKER_FILE)
         prior = self.prior if self.prior is not None else np.zeros(0)
         regime = self.regime.to_arrays() if self.regime is not None else {}
-        if self.local is not None:
-            regime.update(self.local.to_arrays())
+        for kind, local in self.local.items():
+            regime.update(local.to_arrays(kind))
         np.savez(d / STATE_FILE, snap_values=self.snapper.to_array(),
                  method_features=self.method_features, prior=prior,
                  variant=_variant_array(self.variant),
@@ -715,7 +738,8 @@ class TwoHeadRegressor:
             variant = _variant_dict(state["variant"])
             variant_seen = _variant_dict(state["variant_seen"])
             regime = GroupSignature.from_arrays(state)
-            local = LocalPriors.from_arrays(state)
+            local = {kind: lp for kind in PRIOR_KINDS[1:]
+                     if (lp := LocalPriors.from_arrays(state, kind)) is not None}
             half = state["half_width"]
             roofline = tuple(state["roofline_cols"]) if "roofline_cols" in state else ()
         heads = cls(level, ranker, snapper, method_features, prior, variant, variant_seen,
@@ -728,16 +752,17 @@ class TwoHeadRegressor:
 
 
 def _variant_array(variant: Mapping[str, Any]) -> np.ndarray:
-    """A departure as saved: [alpha, delta, 1 if from the hardware's prior else 0]."""
+    """A departure as saved: [alpha, delta, index of its prior's kind in PRIOR_KINDS]."""
     return np.array([variant["alpha"], variant["delta"],
-                     1.0 if variant.get("prior") == "hardware" else 0.0])
+                     PRIOR_KINDS.index(variant.get("prior", "global"))], dtype=float)
 
 
 def _variant_dict(values: np.ndarray) -> dict[str, Any]:
-    """Inverse of :func:`_variant_array` (a model saved before hardware priors: global)."""
+    """Inverse of :func:`_variant_array` (a model saved before local priors: global)."""
     out: dict[str, Any] = {"alpha": float(values[0]), "delta": float(values[1])}
-    if len(values) > 2 and values[2] > 0.5:
-        out["prior"] = "hardware"
+    kind = int(round(values[2])) if len(values) > 2 else 0
+    if kind:
+        out["prior"] = PRIOR_KINDS[kind]
     return out
 
 

@@ -33,12 +33,12 @@ from metainf.selector.query import (
     resolve_workload,
 )
 from metainf.selector.trust import (
-    OOD_WIDEN,
     Z80,
     AxisDistance,
     axis_threshold,
     confidence,
     nearest,
+    widening,
 )
 
 
@@ -197,10 +197,8 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
     predicted = pred_cost if model.minimize else 1.0 / pred_cost
     # How far to trust it: out-of-distribution axes, an interval per candidate.
     axes = _distances(model, w_entity, m_entity, options)
-    ood_option = np.array([any(d.out_of_distribution for d in axes[i]) for i in
-                           range(len(options))])
-    half_opt = model.selector.interval_half_width(X[:len(options)])
-    half_opt = np.where(ood_option, OOD_WIDEN * half_opt, half_opt)
+    half_opt = model.selector.interval_half_width(X[:len(options)]) * np.array(
+        [widening(axes[i]) for i in range(len(options))])
     pair_opt = np.array([i for i, _ in pairs])
     half = half_opt[pair_opt]
     cost_lo, cost_hi = np.exp(own - half), np.exp(own + half)

@@ -5,8 +5,9 @@ are compared with those of every entity the model was trained on; it is out of
 distribution when its nearest known entity is farther than the farthest any known
 entity is from its own nearest neighbour (times :data:`OOD_SLACK`), or, with a single
 known entity, farther than :data:`OOD_SINGLE` in the featurizer's units. The interval
-of an out-of-distribution answer is widened by :data:`OOD_WIDEN`: the calibration held
-out only what training resembled.
+of an out-of-distribution answer is widened (:func:`widening`) by at least
+:data:`OOD_WIDEN` and by as many thresholds as the query lies away: the calibration held
+out only what training resembled, and an error grows with how far a model extrapolates.
 
 Confidence: the probability, under the model's own errors, that the chosen candidate
 is the best feasible one or within 1 % of it: the candidates' log costs are drawn
@@ -30,7 +31,7 @@ OOD_SINGLE = 1.0
 embedding components) beyond which a query is out of distribution."""
 
 OOD_WIDEN = 2.0
-"""Factor on the interval half-width (log cost) of an out-of-distribution answer."""
+"""Least factor on the interval half-width (log cost) of an out-of-distribution answer."""
 
 Z80 = 1.2815515655446004
 """The standard normal quantile of 0.9: a central 80 % interval is +-Z80 sigma."""
@@ -68,6 +69,15 @@ def axis_threshold(known: np.ndarray) -> float:
     d = _distances(known, known)
     np.fill_diagonal(d, np.inf)
     return OOD_SLACK * float(d.min(axis=1).max())
+
+
+def widening(axes) -> float:
+    """Factor on an answer's interval half-width (log cost) from its axes' distances: 1
+    in distribution; out of it, the larger of :data:`OOD_WIDEN` and the distance in
+    thresholds of its farthest axis."""
+    out = [max(OOD_WIDEN, d.distance / d.threshold) for d in axes
+           if d.out_of_distribution and d.threshold > 0]
+    return max(out, default=1.0)
 
 
 def nearest(vector: np.ndarray, known: np.ndarray) -> tuple[int, float]:

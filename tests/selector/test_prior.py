@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from metainf.selector.base import one_se_variant
 from metainf.selector.baselines.global_best import GlobalBestSelector
 from metainf.selector.evaluation.metrics import summarise, task_outcomes
-from metainf.selector.base import one_se_variant
-from metainf.selector.meta_learner import PRIOR_ONLY, MetaInfSelector, prior_log_scores
+from metainf.selector.meta_learner import (
+    PRIOR_ONLY,
+    MetaInfSelector,
+    PriorDeparture,
+    prior_log_scores,
+)
 from metainf.selector.search import task_splits
 from metainf.selector.table import FARM_MAPPING, PerfTable, noise_cobest
 
@@ -157,6 +162,38 @@ def test_each_hardware_gets_its_own_prior_where_the_inner_folds_prefer_it(tmp_pa
     loaded = MetaInfSelector.load_state(tmp_path / "m", local.get_params())
     assert loaded.departure_ == local.departure_
     np.testing.assert_allclose(loaded.predict_cost(Xn), local.predict_cost(Xn), rtol=1e-6)
+
+
+def same_task_table(n_hardware=8, n_tasks=30, seed=0):
+    """Tasks (features 1-3, a random code each) run on every hardware (feature 0, the
+    group): each task has its own winner among 3 methods, the same on every hardware."""
+    rng = np.random.default_rng(seed)
+    codes = rng.normal(size=(n_tasks, 3))
+    winner = rng.integers(0, 3, n_tasks)
+    hw = 2.0 * np.arange(n_hardware)  # far apart: a held-out hardware is unseen
+    X = np.column_stack([np.repeat(hw, n_tasks), np.tile(codes, (n_hardware, 1))])
+    C = np.full((len(X), 3), 1.3) * rng.uniform(0.99, 1.01, (len(X), 3))
+    C[np.arange(len(X)), np.tile(winner, n_hardware)] = 1.0
+    return X, C, np.repeat([f"hw{i}" for i in range(n_hardware)], n_tasks)
+
+
+def test_a_task_on_new_hardware_starts_from_the_same_task_on_the_others(tmp_path):
+    X, C, groups = same_task_table()
+    train, test = groups != "hw7", groups == "hw7"
+    target = PriorDeparture(C[train], X[train], groups=groups[train])
+    # keyed by every column but the group's own (feature 0)
+    assert target.local["task"].columns.tolist() == [1, 2, 3]
+    task_prior = target.base(X[test], {"prior": "task"})
+    assert (np.argmin(task_prior, axis=1) == np.argmin(C[test], axis=1)).all()
+    # the grouped inner folds prefer it to the global prior, and it answers new hardware
+    sel = MetaInfSelector(param_grid=GRID, cache_dir=str(tmp_path)).fit(
+        X[train], C[train], groups=groups[train])
+    assert sel.departure_["unseen"].get("prior") == "task"
+    assert not sel.estimator_.seen(X[test]).any()
+    hits = np.argmin(sel.predict_cost(X[test]), axis=1) == np.argmin(C[test], axis=1)
+    assert hits.all()
+    # a single training group has no other group to take a task's prior from
+    assert "task" not in PriorDeparture(C[:30], X[:30], groups=groups[:30]).local
 
 
 def test_a_method_no_training_task_measured_is_chosen_last():

@@ -13,7 +13,14 @@ from metainf.selector.query import HardwareOption, SelectionError, SelectQuery
 from metainf.selector.selection import select
 from metainf.selector.table import PerfTable
 from metainf.selector.training import train
-from metainf.selector.trust import OOD_SINGLE, axis_threshold, confidence
+from metainf.selector.trust import (
+    OOD_SINGLE,
+    OOD_WIDEN,
+    AxisDistance,
+    axis_threshold,
+    confidence,
+    widening,
+)
 
 REFERENCE_P = Path(__file__).resolve().parents[2] / "examples" / "reference-p" / "p.parquet"
 WORKLOAD = {"dataset": "synthetic-shared-prefix", "num_prompts": 24, "max_output_tokens": 16,
@@ -44,7 +51,9 @@ def test_an_unseen_gpu_is_out_of_distribution_with_a_much_wider_interval(cpu_onl
         assert low < selection.candidates[0].predicted < high
         return high / low
 
-    # symmetric in log cost: the unseen GPU's interval at least twice as wide there
+    # the unseen GPU's interval at least 3x as wide (high / low) as the measured CPU's,
+    # and at least twice as wide in log cost, where the interval is symmetric
+    assert ratio(gpu) >= 3 * ratio(cpu)
     assert math.log(ratio(gpu)) >= 2 * math.log(ratio(cpu))
     assert 0.0 <= gpu.confidence <= 1.0 and 0.0 <= cpu.confidence <= 1.0
 
@@ -66,6 +75,15 @@ def test_a_budget_reads_the_upper_end_unless_the_risk_is_taken(cpu_only_model):
     assert {c.method: c for c in expected.candidates}[best.method].feasible
     with pytest.raises(SelectionError, match="risk"):
         select(cpu_only_model, SelectQuery(**base, risk="yolo"))
+
+
+def test_an_interval_widens_with_how_far_the_query_lies():
+    near = AxisDistance("hardware", "cpu", 0.5, 1.0)
+    just = AxisDistance("hardware", "cpu", 1.2, 1.0)
+    far = AxisDistance("model", "llama", 7.0, 1.0)
+    assert widening([near]) == 1.0
+    assert widening([near, just]) == OOD_WIDEN
+    assert widening([just, far]) == 7.0
 
 
 def test_thresholds_and_confidence_by_hand():
