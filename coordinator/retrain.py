@@ -336,9 +336,39 @@ class Retrainer:
         self._thread = threading.Thread(target=self._loop, name="retrainer", daemon=True)
 
     def start(self) -> Retrainer:
-        """Start watching (a daemon thread)."""
+        """Start watching (a daemon thread); first, catch up on what the serving version
+        never saw (a coordinator restarted after a campaign ended, before its training)."""
+        reason = self._missed_while_down()
+        if reason:
+            self._want(reason)
+            self._wake.set()
         self._thread.start()
         return self
+
+    def _missed_while_down(self) -> str | None:
+        """Why to train at once: accepted rows stored after the serving version was
+        trained (or with no version at all), in a campaign that has finished (with
+        ``on_campaign_done``) or as many as ``every_rows``; None when nothing was missed."""
+        from metainf.selector.artifact import ModelNotFoundError, list_versions
+
+        try:
+            versions = list_versions(self.model_dir)
+        except ModelNotFoundError:
+            versions = []
+        serving = next((v for v in versions if v["serving"]), None)
+        since = float(serving["trained_at"] or 0.0) if serving else 0.0
+        rows = self.store.query(
+            "SELECT campaign_id, COUNT(*) AS n FROM results WHERE accepted=1 AND "
+            "status='done' AND stored_at > ? GROUP BY campaign_id", (since,))
+        new = sum(int(r["n"]) for r in rows)
+        finished = [r["campaign_id"] for r in rows if r["campaign_id"] in self._finished]
+        if not new or not ((self.config.on_campaign_done and finished)
+                           or 0 < self.config.every_rows <= new):
+            return None
+        if serving is None:
+            return f"started with {new} accepted rows and no version serving"
+        return (f"started with {new} accepted rows stored after serving version "
+                f"{serving['version']} was trained")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop watching; a training child still running is terminated."""

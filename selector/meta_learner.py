@@ -260,7 +260,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
     efficiency relative to the roofline where it is known. ``local_cols`` (the hardware's
     task feature columns) let the search try, beside the global prior, the prior of each
     hardware's own training tasks (see :class:`LocalPriors`), kept only where the inner
-    folds prefer it.
+    folds prefer it. ``parallel_trees`` trees per boosting round are averaged.
     ``relative=False`` gives the single absolute regressor of the paper; ``prior=False``
     a ranking head of task-relative log cost with no prior. ``fit`` takes ``groups``
     (one label per task) so that the inner folds hold whole groups out. Deterministic
@@ -277,7 +277,8 @@ class MetaInfSelector(PairwiseRegressorSelector):
                  param_grid: Mapping[str, Sequence[Any]] | None = None, cv: int = 3,
                  cache: bool = True, cache_dir: str | None = None, prior: bool = True,
                  calibrate: bool = True, roofline_cols: tuple[int, int] | None = None,
-                 local_cols: Sequence[int] | None = None):
+                 local_cols: Sequence[int] | None = None,
+                 parallel_trees: int = PARALLEL_TREES):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -296,6 +297,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.calibrate = calibrate
         self.roofline_cols = roofline_cols
         self.local_cols = local_cols
+        self.parallel_trees = parallel_trees
 
     # -- hooks of the pairwise base ------------------------------------------------------
 
@@ -314,7 +316,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         config.update(params)
         return XGBRegressor(**config, random_state=self.seed, n_jobs=self.n_jobs,
                             tree_method="hist", objective="reg:squarederror",
-                            num_parallel_tree=PARALLEL_TREES)
+                            num_parallel_tree=self.parallel_trees)
 
     def _param_grid(self) -> Mapping[str, Sequence[Any]]:
         """The ranking head's search grid. With search off, a calibrated fit still

@@ -38,7 +38,7 @@ from metainf.selector.trust import (
     axis_threshold,
     confidence,
     nearest,
-    widening,
+    widened,
 )
 
 
@@ -197,8 +197,8 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
     predicted = pred_cost if model.minimize else 1.0 / pred_cost
     # How far to trust it: out-of-distribution axes, an interval per candidate.
     axes = _distances(model, w_entity, m_entity, options)
-    half_opt = model.selector.interval_half_width(X[:len(options)]) * np.array(
-        [widening(axes[i]) for i in range(len(options))])
+    calibrated = model.selector.interval_half_width(X[:len(options)])
+    half_opt = np.array([widened(float(calibrated[i]), axes[i]) for i in range(len(options))])
     pair_opt = np.array([i for i, _ in pairs])
     half = half_opt[pair_opt]
     cost_lo, cost_hi = np.exp(own - half), np.exp(own + half)

@@ -5,9 +5,10 @@ are compared with those of every entity the model was trained on; it is out of
 distribution when its nearest known entity is farther than the farthest any known
 entity is from its own nearest neighbour (times :data:`OOD_SLACK`), or, with a single
 known entity, farther than :data:`OOD_SINGLE` in the featurizer's units. The interval
-of an out-of-distribution answer is widened (:func:`widening`) by at least
-:data:`OOD_WIDEN` and by as many thresholds as the query lies away: the calibration held
-out only what training resembled, and an error grows with how far a model extrapolates.
+of an out-of-distribution answer is widened (:func:`widened`): by :data:`OOD_WIDEN` at the
+threshold, growing with the log of how many thresholds away the query lies (an error
+grows with how far a model extrapolates; the calibration held out only what training
+resembled), up to a factor :data:`OOD_MAX_FACTOR` either way.
 
 Confidence: the probability, under the model's own errors, that the chosen candidate
 is the best feasible one or within 1 % of it: the candidates' log costs are drawn
@@ -18,6 +19,7 @@ the confidence.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +33,13 @@ OOD_SINGLE = 1.0
 embedding components) beyond which a query is out of distribution."""
 
 OOD_WIDEN = 2.0
-"""Least factor on the interval half-width (log cost) of an out-of-distribution answer."""
+"""Factor on the interval half-width (log cost) of an answer at the out-of-distribution
+threshold; farther out, it grows with the log of the distance in thresholds."""
+
+OOD_MAX_FACTOR = 10.0
+"""Widest interval widening gives: a factor 10 either way of the prediction (an order of
+magnitude, the range a roofline's efficiency spans across CPUs and GPUs), or the
+calibrated interval where that is wider already."""
 
 Z80 = 1.2815515655446004
 """The standard normal quantile of 0.9: a central 80 % interval is +-Z80 sigma."""
@@ -73,11 +81,20 @@ def axis_threshold(known: np.ndarray) -> float:
 
 def widening(axes) -> float:
     """Factor on an answer's interval half-width (log cost) from its axes' distances: 1
-    in distribution; out of it, the larger of :data:`OOD_WIDEN` and the distance in
-    thresholds of its farthest axis."""
-    out = [max(OOD_WIDEN, d.distance / d.threshold) for d in axes
+    in distribution; out of it, OOD_WIDEN x (1 + ln(distance / threshold)) of its
+    farthest axis."""
+    out = [OOD_WIDEN * (1.0 + math.log(d.distance / d.threshold)) for d in axes
            if d.out_of_distribution and d.threshold > 0]
     return max(out, default=1.0)
+
+
+def widened(half_width: float, axes) -> float:
+    """An answer's interval half-width (log cost) widened for its axes, capped at a
+    factor OOD_MAX_FACTOR either way (never narrower than the calibrated one)."""
+    factor = widening(axes)
+    if factor == 1.0 or not math.isfinite(half_width):
+        return half_width
+    return min(half_width * factor, max(half_width, math.log(OOD_MAX_FACTOR)))
 
 
 def nearest(vector: np.ndarray, known: np.ndarray) -> tuple[int, float]:

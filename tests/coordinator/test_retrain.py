@@ -284,3 +284,44 @@ def test_every_n_rows_retrains_one_at_a_time_and_coalesces(tmp_path):
     for before, after in zip(runs, runs[1:]):  # one at a time: started after the last ended
         assert after["at"] - after["seconds"] >= before["at"] - 0.5
     assert len(runs) < 24 // 6  # requests made while one trained were coalesced
+
+
+def test_a_restarted_coordinator_trains_on_what_its_serving_version_never_saw(tmp_path):
+    def coordinator(retrain: RetrainConfig):
+        return create_server(ServerConfig(
+            db=tmp_path / "farm.db", port=0, model_dir=tmp_path / "models", retrain=retrain,
+            scheduler=SchedulerConfig(lease_s=30.0, heartbeat_interval_s=1.0,
+                                      idle_retry_s=0.2)))
+
+    # a campaign ends while nothing retrains (as if the coordinator stopped before)
+    off = RetrainConfig(on_campaign_done=False, every_rows=0)
+    coord = coordinator(off)
+    try:
+        assert coord.retrainer is None
+        stub = farm_pb2_grpc.CoordinatorStub(channel(f"127.0.0.1:{coord.port}"))
+        fast = FakeWorker(stub, "fast", cores=32, slow=0.5)
+        slow = FakeWorker(stub, "slow", cores=4, slow=2.0)
+        _submit(stub, GRID_A)
+        held = fast.lease()
+        slow.run_all()
+        fast.run_all(held)
+    finally:
+        coord.stop(grace=0)
+    # started again: it catches up at once, with no campaign finishing meanwhile
+    coord = coordinator(RETRAIN)
+    try:
+        assert coord.retrainer.wait_idle(240)
+        runs = list(coord.retrainer.history)
+    finally:
+        coord.stop(grace=0)
+    assert [r["trigger"] for r in runs] == [
+        "started with 24 accepted rows and no version serving"], runs
+    assert runs[0]["outcome"] == "promoted"
+    # and again: the serving version saw every row, so nothing trains
+    coord = coordinator(RETRAIN)
+    try:
+        time.sleep(1.0)
+        assert coord.retrainer.wait_idle(60)
+        assert list(coord.retrainer.history) == []
+    finally:
+        coord.stop(grace=0)

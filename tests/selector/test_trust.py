@@ -14,11 +14,13 @@ from metainf.selector.selection import select
 from metainf.selector.table import PerfTable
 from metainf.selector.training import train
 from metainf.selector.trust import (
+    OOD_MAX_FACTOR,
     OOD_SINGLE,
     OOD_WIDEN,
     AxisDistance,
     axis_threshold,
     confidence,
+    widened,
     widening,
 )
 
@@ -79,11 +81,17 @@ def test_a_budget_reads_the_upper_end_unless_the_risk_is_taken(cpu_only_model):
 
 def test_an_interval_widens_with_how_far_the_query_lies():
     near = AxisDistance("hardware", "cpu", 0.5, 1.0)
-    just = AxisDistance("hardware", "cpu", 1.2, 1.0)
-    far = AxisDistance("model", "llama", 7.0, 1.0)
+    just = AxisDistance("hardware", "cpu", 1.0 + 1e-9, 1.0)
+    far = AxisDistance("model", "llama", math.e ** 2, 1.0)
     assert widening([near]) == 1.0
-    assert widening([near, just]) == OOD_WIDEN
-    assert widening([just, far]) == 7.0
+    assert widening([near, just]) == pytest.approx(OOD_WIDEN)
+    assert widening([just, far]) == pytest.approx(3 * OOD_WIDEN)
+    assert widened(0.2, [near]) == 0.2
+    assert widened(0.2, [far]) == pytest.approx(0.2 * 3 * OOD_WIDEN)
+    # no farther than a factor OOD_MAX_FACTOR either way, never narrower than calibrated
+    very_far = AxisDistance("hardware", "cpu", 1e6, 1.0)
+    assert widened(0.2, [very_far]) == pytest.approx(math.log(OOD_MAX_FACTOR))
+    assert widened(5.0, [very_far]) == 5.0
 
 
 def test_thresholds_and_confidence_by_hand():
