@@ -277,9 +277,11 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
         chosen = order[0] if feasible.any() else j
         eligible = feasible if feasible.any() else fits
         key_log = np.log(np.where(np.isfinite(key), key, np.inf))
-        conf = confidence(key_log, half / Z80,
-                          model.selector.ranking_error() / Z80,
-                          pair_opt, int(chosen), eligible)
+        # the ranking is extrapolated as far as the level: its error widens alike
+        rank_error = model.selector.ranking_error()
+        rank_half = np.array([widened(rank_error, axes[i]) for i in pair_opt])
+        conf = confidence(key_log, half / Z80, rank_half / Z80, pair_opt, int(chosen),
+                          eligible)
     chosen_axes = axes[pairs[order[0]][0]] if best.method else [d for a in axes for d in a]
     ood_axes = sorted({d.axis for d in chosen_axes if d.out_of_distribution})
     if ood_axes:

@@ -109,9 +109,11 @@ def confidence(log_cost: np.ndarray, sigma_level: np.ndarray, sigma_rank: float,
     """P(the chosen candidate is within 1 % of the best eligible one) under the errors.
 
     ``log_cost`` [n] predictions, ``sigma_level`` [n] each candidate's level error (its
-    option's), ``sigma_rank`` the ranking error per candidate, ``option`` [n] the hardware
-    option of each candidate (level errors are shared within an option).
+    option's), ``sigma_rank`` the ranking error of each candidate (one for all, or [n]),
+    ``option`` [n] the hardware option of each candidate (level errors are shared within
+    an option).
     """
+    sigma_rank = np.broadcast_to(np.asarray(sigma_rank, dtype=float), np.shape(log_cost))
     idx = np.flatnonzero(eligible)
     if chosen not in idx:
         return 0.0
@@ -122,7 +124,7 @@ def confidence(log_cost: np.ndarray, sigma_level: np.ndarray, sigma_rank: float,
     level = rng.standard_normal((CONFIDENCE_DRAWS, len(options)))
     pos = {o: k for k, o in enumerate(options)}
     shared = level[:, [pos[o] for o in option[idx]]] * sigma_level[idx]
-    own = rng.standard_normal((CONFIDENCE_DRAWS, len(idx))) * sigma_rank
+    own = rng.standard_normal((CONFIDENCE_DRAWS, len(idx))) * sigma_rank[idx]
     draws = log_cost[idx] + shared + own
     mine = draws[:, list(idx).index(chosen)]
     return float(np.mean(mine <= draws.min(axis=1) + np.log1p(0.01)))

@@ -58,6 +58,8 @@ def test_an_unseen_gpu_is_out_of_distribution_with_a_much_wider_interval(cpu_onl
     assert ratio(gpu) >= 3 * ratio(cpu)
     assert math.log(ratio(gpu)) >= 2 * math.log(ratio(cpu))
     assert 0.0 <= gpu.confidence <= 1.0 and 0.0 <= cpu.confidence <= 1.0
+    # its ranking is extrapolated as far: the choice is less sure than on the measured CPU
+    assert gpu.confidence < cpu.confidence
 
 
 def test_a_budget_reads_the_upper_end_unless_the_risk_is_taken(cpu_only_model):
