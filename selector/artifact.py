@@ -40,9 +40,10 @@ from metainf.selector.table import TableMapping
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Layout version of a saved model folder (2: a ranking head beside the level head; 3: its
-prior and departure; 4: intervals, and a level relative to the roofline)."""
+prior and departure; 4: intervals, and a level relative to the roofline; 5: local priors,
+per hardware and per task, and the prior each departure starts from)."""
 
 NEAREST_STYLE = "rich"
 """Description style whose embeddings decide the nearest known hardware."""
