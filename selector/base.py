@@ -207,10 +207,7 @@ class PairwiseRegressorSelector(TaskMethodSelector):
             fits.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append(i)
         splits = task_splits(X.shape[0], n_splits, seed, groups)
         labels = None if groups is None else np.asarray([str(g) for g in groups])
-        # summed regret per (regime, point, variant), scored tasks per regime, mse per point
-        total = np.zeros((2, len(points), len(variants)))
-        count = np.zeros(2)
-        # per-task regrets [tasks, variants] per (regime, point), for the one-SE rule
+        # per (regime, point), the scored held-out tasks' regrets [tasks, variants]
         per_task: list[list[list[np.ndarray]]] = [[[] for _ in points] for _ in range(2)]
         fold_of: list[list[np.ndarray]] = [[], []]  # the inner fold of each of those tasks
         mse = np.zeros(len(points))
@@ -228,7 +225,6 @@ class PairwiseRegressorSelector(TaskMethodSelector):
                       else None)
             seen = regime(X[val]) if regime is not None else np.ones(len(val), dtype=bool)
             scored = np.isfinite(C[val]).sum(axis=1) >= 2
-            count += [(scored & ~seen).sum(), (scored & seen).sum()]
             for r, mask in ((0, scored & ~seen), (1, scored & seen)):
                 fold_of[r].append(np.full(int(mask.sum()), len(fold_of[r])))
             for members in fits.values():
@@ -241,14 +237,17 @@ class PairwiseRegressorSelector(TaskMethodSelector):
                     r = np.stack([task_regrets(C[val], self._scores(pred, fold_target, v,
                                                                     X[val]))
                                   for v in variants], axis=1)
-                    total[0, i] += np.nansum(r[~seen], axis=0)
-                    total[1, i] += np.nansum(r[seen], axis=0)
                     per_task[0][i].append(r[~seen & scored])
                     per_task[1][i].append(r[seen & scored])
                     mse[i] += float(np.mean((pred[ok] - y_val[ok]) ** 2)) if ok.any() else 0.0
                     errors[i].append(np.abs(pred[ok] - y_val[ok]))
         mse /= len(splits)
-        overall = total.sum(axis=0) / max(count.sum(), 1.0)
+        stacked = [[np.concatenate(p) if p else np.zeros((0, len(variants))) for p in regime]
+                   for regime in per_task]
+        folds = [np.concatenate(f) if f else np.zeros(0, dtype=int) for f in fold_of]
+        count = [len(f) for f in folds]
+        overall = np.array([(stacked[0][i].sum(axis=0) + stacked[1][i].sum(axis=0))
+                            / max(sum(count), 1) for i in range(len(points))])
         # per point, its best variant (ties: the most conservative, listed first)
         best_v = [min(range(len(variants)), key=lambda v: (round(overall[i, v], 9), v))
                   for i in range(len(points))]
@@ -257,10 +256,7 @@ class PairwiseRegressorSelector(TaskMethodSelector):
                   for i, p in enumerate(points)]
         best = min(range(len(points)), key=lambda i: (round(scores[i]["regret"], 9),
                                                        best_v[i], scores[i]["mse"], i))
-        regrets = [np.concatenate(per_task[r][best]) if per_task[r][best]
-                   else np.zeros((0, len(variants))) for r in (0, 1)]
-        folds = [np.concatenate(fold_of[r]) if fold_of[r] else np.zeros(0, dtype=int)
-                 for r in (0, 1)]
+        regrets = [stacked[r][best] for r in (0, 1)]
         by_regime = {name: (variants[one_se_variant(regrets[r], folds[r])] if count[r]
                             else None)
                      for r, name in ((0, "unseen"), (1, "seen"))}

@@ -279,7 +279,8 @@ def select(model: TrainedModel, query: SelectQuery) -> Selection:
         key_log = np.log(np.where(np.isfinite(key), key, np.inf))
         # the ranking is extrapolated as far as the level: its error widens alike
         rank_error = model.selector.ranking_error()
-        rank_half = np.array([widened(rank_error, axes[i]) for i in pair_opt])
+        rank_half = np.array([widened(rank_error, axes[i])
+                              for i in range(len(options))])[pair_opt]
         conf = confidence(key_log, half / Z80, rank_half / Z80, pair_opt, int(chosen),
                           eligible)
     chosen_axes = axes[pairs[order[0]][0]] if best.method else [d for a in axes for d in a]
