@@ -259,20 +259,30 @@ def test_demo_answers_from_the_version_the_coordinator_trained(farm):
     assert json.loads(out.getvalue())["model_version"] == version
 
 
+def _coordinator(tmp_path, retrain: RetrainConfig):
+    """A coordinator on the test's database and model folder, retraining as configured."""
+    return create_server(ServerConfig(
+        db=tmp_path / "farm.db", port=0, model_dir=tmp_path / "models", retrain=retrain,
+        scheduler=SchedulerConfig(lease_s=30.0, heartbeat_interval_s=1.0, idle_retry_s=0.2)))
+
+
+def _run_campaign_a(coord) -> None:
+    """Campaign A run to its end by a fast and a slow fake worker (24 accepted rows)."""
+    stub = farm_pb2_grpc.CoordinatorStub(channel(f"127.0.0.1:{coord.port}"))
+    fast = FakeWorker(stub, "fast", cores=32, slow=0.5)
+    slow = FakeWorker(stub, "slow", cores=4, slow=2.0)
+    _submit(stub, GRID_A)
+    held = fast.lease()
+    slow.run_all()
+    fast.run_all(held)
+
+
 def test_every_n_rows_retrains_one_at_a_time_and_coalesces(tmp_path):
     config = RetrainConfig(on_campaign_done=False, every_rows=6, holdout_share=0.15,
                            poll_s=0.2, train_options={"n_estimators": 40, "search": False})
-    coord = create_server(ServerConfig(
-        db=tmp_path / "farm.db", port=0, model_dir=tmp_path / "models", retrain=config,
-        scheduler=SchedulerConfig(lease_s=30.0, heartbeat_interval_s=1.0, idle_retry_s=0.2)))
+    coord = _coordinator(tmp_path, config)
     try:
-        stub = farm_pb2_grpc.CoordinatorStub(channel(f"127.0.0.1:{coord.port}"))
-        fast = FakeWorker(stub, "fast", cores=32, slow=0.5)
-        slow = FakeWorker(stub, "slow", cores=4, slow=2.0)
-        _submit(stub, GRID_A)
-        held = fast.lease()
-        slow.run_all()
-        fast.run_all(held)
+        _run_campaign_a(coord)
         assert coord.retrainer.wait_idle(240)
         runs = list(coord.retrainer.history)
     finally:
@@ -287,28 +297,15 @@ def test_every_n_rows_retrains_one_at_a_time_and_coalesces(tmp_path):
 
 
 def test_a_restarted_coordinator_trains_on_what_its_serving_version_never_saw(tmp_path):
-    def coordinator(retrain: RetrainConfig):
-        return create_server(ServerConfig(
-            db=tmp_path / "farm.db", port=0, model_dir=tmp_path / "models", retrain=retrain,
-            scheduler=SchedulerConfig(lease_s=30.0, heartbeat_interval_s=1.0,
-                                      idle_retry_s=0.2)))
-
     # a campaign ends while nothing retrains (as if the coordinator stopped before)
-    off = RetrainConfig(on_campaign_done=False, every_rows=0)
-    coord = coordinator(off)
+    coord = _coordinator(tmp_path, RetrainConfig(on_campaign_done=False, every_rows=0))
     try:
         assert coord.retrainer is None
-        stub = farm_pb2_grpc.CoordinatorStub(channel(f"127.0.0.1:{coord.port}"))
-        fast = FakeWorker(stub, "fast", cores=32, slow=0.5)
-        slow = FakeWorker(stub, "slow", cores=4, slow=2.0)
-        _submit(stub, GRID_A)
-        held = fast.lease()
-        slow.run_all()
-        fast.run_all(held)
+        _run_campaign_a(coord)
     finally:
         coord.stop(grace=0)
     # started again: it catches up at once, with no campaign finishing meanwhile
-    coord = coordinator(RETRAIN)
+    coord = _coordinator(tmp_path, RETRAIN)
     try:
         assert coord.retrainer.wait_idle(240)
         runs = list(coord.retrainer.history)
@@ -318,7 +315,7 @@ def test_a_restarted_coordinator_trains_on_what_its_serving_version_never_saw(tm
         "started with 24 accepted rows and no version serving"], runs
     assert runs[0]["outcome"] == "promoted"
     # and again: the serving version saw every row, so nothing trains
-    coord = coordinator(RETRAIN)
+    coord = _coordinator(tmp_path, RETRAIN)
     try:
         time.sleep(1.0)
         assert coord.retrainer.wait_idle(60)
