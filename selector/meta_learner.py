@@ -41,6 +41,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from metainf.selector.base import (
+    NOT_SEARCH_CONFIG,
     PairwiseRegressorSelector,
     log_cost,
     pair_rows,
@@ -48,7 +49,13 @@ from metainf.selector.base import (
 )
 from metainf.selector.baselines.scores import column_mean, normalised_cost
 from metainf.selector.regimes import GroupSignature
-from metainf.selector.search import n_groups, task_splits
+from metainf.selector.search import (
+    SearchCache,
+    cache_key,
+    grid_points,
+    n_groups,
+    task_splits,
+)
 from metainf.selector.snapping import NearestValueSnapper
 
 DEFAULT_PARAM_GRID: dict[str, tuple] = {
@@ -71,6 +78,14 @@ DEPARTURE_VARIANTS: tuple[dict[str, float], ...] = (
 """How far the ranking head may depart from the prior, most conservative first (the
 search's ties go to the first): ``alpha`` weighs a predicted departure, ``delta`` (log
 cost: 0.03 is 3 %) is shrunk off it first."""
+
+LEVEL_PARAM_GRID: dict[str, tuple] = {"colsample_bynode": (1.0, 0.5, 0.3)}
+"""Level-head hyper-parameters searched by default, scored by the level's own error on
+held-out groups: the share of features each split may choose from. Task features are
+many redundant encodings of a few facts (embedding components, catalog facts); a tree
+free to pick any of them follows whichever separates the training groups best, often
+one that means nothing on a new group, while sampling features per split averages the
+encodings, as a random forest does. Listed from the tree's own choice (1.0) down."""
 
 PARALLEL_TREES = 4
 """Trees per boosting round, each on its own row and column sample, averaged: a bagged
@@ -260,14 +275,16 @@ class MetaInfSelector(PairwiseRegressorSelector):
     efficiency relative to the roofline where it is known. ``local_cols`` (the hardware's
     task feature columns) let the search try, beside the global prior, the prior of each
     hardware's own training tasks (see :class:`LocalPriors`), kept only where the inner
-    folds prefer it. ``parallel_trees`` trees per boosting round are averaged.
-    ``relative=False`` gives the single absolute regressor of the paper; ``prior=False``
-    a ranking head of task-relative log cost with no prior. ``fit`` takes ``groups``
-    (one label per task) so that the inner folds hold whole groups out. Deterministic
-    for a given ``seed`` and data. ``n_jobs`` defaults to 1: with torch loaded in the
-    same process (the sentence-transformer), XGBoost's OpenMP threads were seen to run
-    15-30x slower on a busy 2-core machine, and the evaluation harness parallelises over
-    folds instead.
+    folds prefer it. ``parallel_trees`` trees per boosting round are averaged. The level
+    head's ``level_grid`` (None: :data:`LEVEL_PARAM_GRID`) is searched on the same inner
+    folds by the level's held-out error, unless ``level_params`` fix it (or ``search`` is
+    off: the constructor's values). ``relative=False`` gives the single absolute
+    regressor of the paper; ``prior=False`` a ranking head of task-relative log cost with
+    no prior. ``fit`` takes ``groups`` (one label per task) so that the inner folds hold
+    whole groups out. Deterministic for a given ``seed`` and data. ``n_jobs`` defaults to
+    1: with torch loaded in the same process (the sentence-transformer), XGBoost's
+    OpenMP threads were seen to run 15-30x slower on a busy 2-core machine, and the
+    evaluation harness parallelises over folds instead.
     """
 
     def __init__(self, n_estimators: int = 400, max_depth: int = 6, learning_rate: float = 0.05,
@@ -278,7 +295,9 @@ class MetaInfSelector(PairwiseRegressorSelector):
                  cache: bool = True, cache_dir: str | None = None, prior: bool = True,
                  calibrate: bool = True, roofline_cols: tuple[int, int] | None = None,
                  local_cols: Sequence[int] | None = None,
-                 parallel_trees: int = PARALLEL_TREES):
+                 parallel_trees: int = PARALLEL_TREES,
+                 level_grid: Mapping[str, Sequence[Any]] | None = None,
+                 level_params: Mapping[str, Any] | None = None):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -298,6 +317,8 @@ class MetaInfSelector(PairwiseRegressorSelector):
         self.roofline_cols = roofline_cols
         self.local_cols = local_cols
         self.parallel_trees = parallel_trees
+        self.level_grid = level_grid
+        self.level_params = level_params
 
     # -- hooks of the pairwise base ------------------------------------------------------
 
@@ -378,7 +399,8 @@ class MetaInfSelector(PairwiseRegressorSelector):
                              f"{X.shape} and {C.shape})")
         Mf = self._method_features(M, C.shape[1])
         snapper = NearestValueSnapper().fit(pair_rows(X, Mf))
-        level = self._fit_level(X, C, Mf, snapper)
+        self.level_params_ = self._level_params(X, C, Mf, groups)
+        level = self._fit_level(X, C, Mf, snapper, self.level_params_)
         Xr = self._without_roofline(X)
         ranker, seen_ranker, prior, regime, local = None, None, None, None, None
         seen = unseen = dict(NO_SEARCH_DEPARTURE)
@@ -445,7 +467,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         L = log_cost(C)
         ok = np.isfinite(L)
         params = {**self.get_params(deep=False), **self.best_params_, "search": False,
-                  "calibrate": False, "cache": False}
+                  "calibrate": False, "cache": False, "level_params": self.level_params_}
         out = {}
         labels = None if groups is None else np.asarray([str(g) for g in groups])
         folds = {"seen": (task_splits(len(X), self.cv, self.seed) if len(X) >= 2 else [], seen),
@@ -487,7 +509,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         X[:, list(self.roofline_cols)] = 0.0
         return X
 
-    def _fit_level(self, X, C, Mf, snapper):
+    def _fit_level(self, X, C, Mf, snapper, params: Mapping[str, Any] | None = None):
         """The level head: log cost of every measured pair, offset by the roofline."""
         rows = pair_rows(X, Mf)
         y = log_cost(C).reshape(-1)
@@ -495,9 +517,62 @@ class MetaInfSelector(PairwiseRegressorSelector):
         if not measured.any():
             raise ValueError("no measured (task, method) pair to learn from")
         margin = roofline_margin(rows, self.roofline_cols)
-        return self._make_estimator().fit(
+        return self._make_estimator(**dict(params or {})).fit(
             snapper.transform(rows)[measured], y[measured],
             base_margin=None if margin is None else margin[measured])
+
+    def _level_params(self, X, C, Mf, groups) -> dict[str, Any]:
+        """The level head's hyper-parameters in full: the constructor's, updated by
+        ``level_params`` where given, else by the grid point whose level errs least on the
+        inner folds (none without a search). The calibration's inner fits get the same."""
+        own = {k: getattr(self, k) for k in ("n_estimators", "max_depth", "learning_rate",
+                                             "subsample", "colsample_bytree",
+                                             "min_child_weight")}
+        if self.level_params is not None:
+            return {**own, **self.level_params}
+        grid = LEVEL_PARAM_GRID if self.level_grid is None else self.level_grid
+        if not self.search or not grid or X.shape[0] < 2:
+            return own
+        return {**own, **self._search_level(X, C, Mf, groups, grid)["params"]}
+
+    def _search_level(self, X, C, Mf, groups, grid) -> dict[str, Any]:
+        """Score each level grid point by the median absolute error (log cost) of its level
+        head on every measured held-out pair of each inner fold (whole groups held out,
+        as for the ranking head), averaged over the folds; the least wins, ties to the
+        point listed first. Cached like the ranking head's search."""
+        points = grid_points(grid)
+        config = {"head": "level",
+                  "params": {k: v for k, v in self.get_params(deep=False).items()
+                             if k not in NOT_SEARCH_CONFIG + ("level_grid", "param_grid")},
+                  "grid": {k: list(grid[k]) for k in grid}, "roofline": self.roofline_cols}
+        codes = (np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)[1]
+                 if groups is not None else np.zeros(0))
+        key = cache_key(config, X, np.nan_to_num(C, nan=-1.0), Mf, codes)
+        cache = SearchCache(self.cache_dir) if self.cache else None
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            return hit
+        L = log_cost(C)
+        errors = np.full((len(points), 0), np.nan)
+        for train, val in task_splits(X.shape[0], self.cv, self.seed, groups):
+            y = L[val].reshape(-1)
+            ok = np.isfinite(y)
+            if not ok.any() or not np.isfinite(L[train]).any():
+                continue
+            snapper = NearestValueSnapper().fit(pair_rows(X[train], Mf))
+            raw = pair_rows(X[val], Mf)
+            rows, margin = snapper.transform(raw), roofline_margin(raw, self.roofline_cols)
+            fold = [np.median(np.abs(_predict(self._fit_level(X[train], C[train], Mf, snapper,
+                                                              point), rows, margin) - y)[ok])
+                    for point in points]
+            errors = np.column_stack([errors, fold])
+        score = errors.mean(axis=1) if errors.shape[1] else np.zeros(len(points))
+        best = min(range(len(points)), key=lambda i: (round(float(score[i]), 9), i))
+        outcome = {"params": points[best], "scores": [float(v) for v in score],
+                   "n_inner_folds": int(errors.shape[1])}
+        if cache is not None:
+            cache.put(key, outcome)
+        return outcome
 
     def interval_half_width(self, X) -> np.ndarray:
         """Per task, the half-width (log cost) of its nominal 80 % interval."""
@@ -547,6 +622,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         selector.estimator_ = TwoHeadRegressor.load(directory)
         selector.n_methods_ = selector.estimator_.method_features.shape[0]
         selector.best_params_ = dict((info or {}).get("best_params", {}))
+        selector.level_params_ = dict((info or {}).get("level_params", {}))
         selector.search_scores_ = []
         heads = selector.estimator_
         selector.departure_ = ({"seen": dict(heads.variant_seen), "unseen": dict(heads.variant)}
@@ -662,36 +738,39 @@ class TwoHeadRegressor:
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """Log cost of each pair row; the level of a row's task comes from its task part."""
         rows = np.asarray(rows, dtype=float)
-        snapped = self.snapper.transform(rows)
         if self.ranker is None:
-            return _predict(self.level, snapped, roofline_margin(rows, self.roofline_cols))
+            return _predict(self.level, self.snapper.transform(rows),
+                            roofline_margin(rows, self.roofline_cols))
         n_task = rows.shape[1] - self.method_features.shape[1]
         tasks, inverse = np.unique(rows[:, :n_task], axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        seen = self.seen(tasks)[inverse]
-        priors = self._pair_priors(tasks, inverse, rows[:, n_task:])
-        return self._ranking(snapped, priors, seen) + self.levels(tasks)[inverse]
+        return self._score_rows(tasks, inverse.reshape(-1), rows)
 
     def predict_grid(self, X: np.ndarray, M: np.ndarray) -> np.ndarray:
         """Log cost [n_tasks, n_methods] of every pair of X's tasks and M's methods."""
         raw = pair_rows(X, M)
-        rows = self.snapper.transform(raw)
         if self.ranker is None:
-            return _predict(self.level, rows, roofline_margin(raw, self.roofline_cols)
+            return _predict(self.level, self.snapper.transform(raw),
+                            roofline_margin(raw, self.roofline_cols)
                             ).reshape(X.shape[0], M.shape[0])
-        seen = np.repeat(self.seen(X), M.shape[0])
-        pred = self._ranking(rows, self._grid_priors(X, M), seen)
-        return pred.reshape(X.shape[0], M.shape[0]) + self.levels(X)[:, None]
+        owner = np.repeat(np.arange(X.shape[0]), M.shape[0])
+        return self._score_rows(X, owner, raw).reshape(X.shape[0], M.shape[0])
 
-    def levels(self, X: np.ndarray) -> np.ndarray:
-        """Per task, the mean over the training methods of level head - ranking head."""
-        ref = self.method_features
-        raw = pair_rows(X, ref)
-        rows = self.snapper.transform(raw)
-        seen = np.repeat(self.seen(X), ref.shape[0])
-        level = _predict(self.level, rows, roofline_margin(raw, self.roofline_cols))
-        gap = level - self._ranking(rows, self._grid_priors(X, ref), seen)
-        return gap.reshape(X.shape[0], ref.shape[0]).mean(axis=1)
+    def _score_rows(self, tasks: np.ndarray, owner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Log cost of the pair rows ``raw`` (row i of task ``tasks[owner[i]]``): the
+        ranking head's score plus its task's level, the mean over the training methods
+        of level head - ranking head. The rows and the level's reference rows go through
+        each head in one call: a Select's few rows cost about one pass over every tree
+        per call, whatever their number."""
+        ref = pair_rows(tasks, self.method_features)
+        n, k = raw.shape[0], self.method_features.shape[0]
+        both = np.vstack([raw, ref])
+        owner = np.concatenate([owner, np.repeat(np.arange(tasks.shape[0]), k)])
+        snapped = self.snapper.transform(both)
+        priors = self._pair_priors(tasks, owner, both[:, tasks.shape[1]:])
+        score = self._ranking(snapped, priors, self.seen(tasks)[owner])
+        level = _predict(self.level, snapped[n:], roofline_margin(ref, self.roofline_cols))
+        gap = (level - score[n:]).reshape(tasks.shape[0], k).mean(axis=1)
+        return score[:n] + gap[owner[:n]]
 
     def save(self, directory: str | Path) -> list[str]:
         """Each head in XGBoost's own format, the arrays in an .npz; returns the file names."""

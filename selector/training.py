@@ -134,6 +134,7 @@ def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd
             "n_pairs": int(measured.sum()), "data_hash": data_hash(table)[:16],
             "train_seconds": round(time.perf_counter() - t0, 3),
             "best_params": selector.best_params_,
+            "level_params": selector.level_params_,
             "inner_folds": selector.inner_folds_,
             "roofline_tasks": known_roofline,
             "departure": selector.departure_,

@@ -89,15 +89,50 @@ def test_search_chooses_on_training_tasks_and_is_cached(tmp_path):
     assert sel.best_params_["max_depth"] == 3
     assert len(sel.search_scores_) == 4
     assert {s["params"]["max_depth"] for s in sel.search_scores_} == {1, 3}
-    assert len(list(tmp_path.glob("*.json"))) == 1
+    assert len(list(tmp_path.glob("*.json"))) == 2  # the ranking head's and the level's
     # the same config and data read the cache
     again = MetaInfSelector(param_grid=grid, cache_dir=str(tmp_path)).fit(X, C)
     assert again.best_params_ == sel.best_params_
-    assert len(list(tmp_path.glob("*.json"))) == 1
+    assert again.level_params_ == sel.level_params_
+    assert len(list(tmp_path.glob("*.json"))) == 2
     np.testing.assert_allclose(again.predict_cost(X), sel.predict_cost(X), rtol=1e-6)
     # other data is another search
     MetaInfSelector(param_grid=grid, cache_dir=str(tmp_path)).fit(X[:60], C[:60])
-    assert len(list(tmp_path.glob("*.json"))) == 2
+    assert len(list(tmp_path.glob("*.json"))) == 4
+
+
+def group_level_table(n_groups=6, per_group=15, seed=0):
+    """Each group (a hardware, say) sets the tasks' level by its speed (feature 0); the
+    task's size (feature 1) scales it further; method 1 costs 10 % more everywhere."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat([f"g{i}" for i in range(n_groups)], per_group)
+    speed = np.repeat(rng.uniform(0, 2, n_groups), per_group)
+    X = np.column_stack([speed, rng.uniform(0, 1, len(groups))])
+    C = np.exp(2 * speed + X[:, 1])[:, None] * np.array([1.0, 1.1])
+    return X, C, groups
+
+
+def test_level_head_is_chosen_by_its_error_on_held_out_groups(tmp_path):
+    X, C, groups = group_level_table()
+    ranking = {"n_estimators": [20]}
+    # one boosting round leaves the level near its mean: the held-out groups show it
+    sel = MetaInfSelector(param_grid=ranking, level_grid={"n_estimators": (1, 200)},
+                          cache_dir=str(tmp_path)).fit(X, C, groups=groups)
+    assert sel.level_params_["n_estimators"] == 200
+    assert sel.estimator_.level.get_params()["n_estimators"] == 200
+    assert sel.level_params_["max_depth"] == sel.max_depth  # the rest: the constructor's
+    error = np.abs(sel.predict_log_cost(X) - np.log(C)).mean()
+    assert error < 0.5
+    # fixed parameters skip the search and reach the head; the default grid samples
+    # features per split
+    fixed = MetaInfSelector(param_grid=ranking, cache=False,
+                            level_params={"colsample_bynode": 0.3}).fit(X, C, groups=groups)
+    assert fixed.estimator_.level.get_params()["colsample_bynode"] == 0.3
+    plain = MetaInfSelector(search=False, n_estimators=30).fit(X, C, groups=groups)
+    assert plain.level_params_ == {k: getattr(plain, k) for k in (
+        "n_estimators", "max_depth", "learning_rate", "subsample", "colsample_bytree",
+        "min_child_weight")}
+    assert set(MetaInfSelector().get_params()) >= {"level_grid", "level_params"}
 
 
 def test_seeded_deterministic_and_cloneable(tmp_path):
