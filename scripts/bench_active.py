@@ -82,9 +82,11 @@ DEFAULT_TABLES = (
 
 TRAINER = {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.05,
            "search": True, "cv": 3, "cache": False, "parallel_trees": 1,
-           "param_grid": {"n_estimators": (200,), "max_depth": (4,), "min_child_weight": (1.0,)}}
+           "param_grid": {"n_estimators": (200,), "max_depth": (4,), "min_child_weight": (1.0,)},
+           "level_params": {}}
 """MetaInf's smallest calibrated settings: one grid point, 3 grouped inner folds, one
-tree per boosting round (the served model averages 4)."""
+tree per boosting round (the served model averages 4), the level head's parameters
+fixed (the served model searches them too)."""
 
 ORDERS = ("active", "random", "grid")
 TARGET_PCT = 40.0
