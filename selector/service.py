@@ -243,6 +243,7 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         self._lock = threading.Lock()
         self._model: TrainedModel | None = None
         self._checked = 0.0
+        self._unreadable: tuple[str | None, int | None] | None = None
         if self.model_dir is not None:
             try:
                 self.reload()
@@ -298,11 +299,15 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
             self._checked = now
             newest = latest_version(self.model_dir)
             current = self._model.version if self._model else None
-            if newest and newest != current:
+            stamp = (newest, _manifest_mtime(self.model_dir, newest))
+            if newest and newest != current and stamp != self._unreadable:
                 try:
                     return self.reload()
                 except (ModelNotFoundError, OSError, ValueError) as exc:
-                    log.warning("could not load model %s: %s", newest, exc)
+                    # Said once: the same folder is tried again only once it changes.
+                    self._unreadable = stamp
+                    log.warning("could not load model %s: %s (tried again when it changes)",
+                                newest, exc)
         return self._model
 
     def Select(self, request, context):
@@ -400,3 +405,11 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         self._install(model)
         log.info("model %s promoted on request", model.version)
         return farm_pb2.PromoteModelResponse(model_version=model.version)
+
+
+def _manifest_mtime(model_dir: Path, version: str | None) -> int | None:
+    """When a version's manifest last changed (ns), None when it cannot be read."""
+    try:
+        return (model_dir / str(version) / "manifest.json").stat().st_mtime_ns
+    except (OSError, TypeError):
+        return None

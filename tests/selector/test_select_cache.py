@@ -145,6 +145,35 @@ def test_after_a_reload_nothing_of_the_old_model_is_served(tmp_path, monkeypatch
         server.stop(0)
 
 
+def test_an_unreadable_version_is_reported_once_until_it_changes(model_dir, tmp_path,
+                                                                 monkeypatch, caplog):
+    import logging
+    import os
+    import shutil
+
+    d = tmp_path / "models"
+    shutil.copytree(model_dir, d)
+    servicer = SelectorServicer(d, warm_up=False)
+    good = servicer.model.version
+    # a newer version whose manifest this code cannot read (an older format)
+    bad = d / "0123456789ab"
+    shutil.copytree(d / good, bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    (bad / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
+    (d / "LATEST").write_text("0123456789ab")
+    monkeypatch.setattr(service, "RELOAD_CHECK_S", 0.0)
+    with caplog.at_level(logging.WARNING, logger="metainf.selector.service"):
+        for _ in range(5):
+            assert servicer._current().version == good  # the readable one keeps serving
+    said = [r for r in caplog.records if "could not load model 0123456789ab" in r.message]
+    assert len(said) == 1 and "format 1" in said[0].message
+    # rewritten (a retraining into the same folder): tried again and served
+    (bad / "manifest.json").write_text(json.dumps({**manifest, "version": "0123456789ab"}))
+    stat = (bad / "manifest.json").stat()
+    os.utime(bad / "manifest.json", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert servicer._current().version == "0123456789ab"
+
+
 def test_answer_cache_by_hand():
     cache = AnswerCache(entries=3)
     cache.reset("v1")
