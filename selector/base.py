@@ -20,9 +20,9 @@ from sklearn.utils.validation import check_is_fitted
 from metainf.selector.baselines.scores import as_cost_table
 from metainf.selector.search import (
     SearchCache,
-    cache_key,
     grid_points,
     n_groups,
+    search_key,
     task_regrets,
     task_splits,
 )
@@ -190,9 +190,7 @@ class PairwiseRegressorSelector(TaskMethodSelector):
                   "variants": variants,
                   "target": getattr(target, "__name__", repr(target)),
                   "n_splits": int(n_splits), "seed": int(seed)}
-        group_codes = (np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)[1]
-                       if groups is not None else np.zeros(0))
-        key = cache_key(config, X, np.nan_to_num(C, nan=-1.0), Mf, group_codes)
+        key = search_key(config, X, C, Mf, groups)
         cache = SearchCache(cache_dir) if use_cache else None
         hit = cache.get(key) if cache is not None else None
         if hit is not None:

@@ -51,9 +51,9 @@ from metainf.selector.baselines.scores import column_mean, normalised_cost
 from metainf.selector.regimes import GroupSignature
 from metainf.selector.search import (
     SearchCache,
-    cache_key,
     grid_points,
     n_groups,
+    search_key,
     task_splits,
 )
 from metainf.selector.snapping import NearestValueSnapper
@@ -78,6 +78,10 @@ DEPARTURE_VARIANTS: tuple[dict[str, float], ...] = (
 """How far the ranking head may depart from the prior, most conservative first (the
 search's ties go to the first): ``alpha`` weighs a predicted departure, ``delta`` (log
 cost: 0.03 is 3 %) is shrunk off it first."""
+
+BOOSTER_PARAMS = ("n_estimators", "max_depth", "learning_rate", "subsample",
+                  "colsample_bytree", "min_child_weight")
+"""The constructor's XGBoost hyper-parameters, shared by both heads unless searched."""
 
 LEVEL_PARAM_GRID: dict[str, tuple] = {"colsample_bynode": (1.0, 0.5, 0.3)}
 """Level-head hyper-parameters searched by default, scored by the level's own error on
@@ -326,15 +330,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         """A fresh XGBoost regressor with this selector's hyper-parameters (``params`` win)."""
         from xgboost import XGBRegressor
 
-        config = {
-            "n_estimators": self.n_estimators,
-            "max_depth": self.max_depth,
-            "learning_rate": self.learning_rate,
-            "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree,
-            "min_child_weight": self.min_child_weight,
-        }
-        config.update(params)
+        config = {**{k: getattr(self, k) for k in BOOSTER_PARAMS}, **params}
         return XGBRegressor(**config, random_state=self.seed, n_jobs=self.n_jobs,
                             tree_method="hist", objective="reg:squarederror",
                             num_parallel_tree=self.parallel_trees)
@@ -525,9 +521,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         """The level head's hyper-parameters in full: the constructor's, updated by
         ``level_params`` where given, else by the grid point whose level errs least on the
         inner folds (none without a search). The calibration's inner fits get the same."""
-        own = {k: getattr(self, k) for k in ("n_estimators", "max_depth", "learning_rate",
-                                             "subsample", "colsample_bytree",
-                                             "min_child_weight")}
+        own = {k: getattr(self, k) for k in BOOSTER_PARAMS}
         if self.level_params is not None:
             return {**own, **self.level_params}
         grid = LEVEL_PARAM_GRID if self.level_grid is None else self.level_grid
@@ -545,9 +539,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
                   "params": {k: v for k, v in self.get_params(deep=False).items()
                              if k not in NOT_SEARCH_CONFIG + ("level_grid", "param_grid")},
                   "grid": {k: list(grid[k]) for k in grid}, "roofline": self.roofline_cols}
-        codes = (np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)[1]
-                 if groups is not None else np.zeros(0))
-        key = cache_key(config, X, np.nan_to_num(C, nan=-1.0), Mf, codes)
+        key = search_key(config, X, C, Mf, groups)
         cache = SearchCache(self.cache_dir) if self.cache else None
         hit = cache.get(key) if cache is not None else None
         if hit is not None:

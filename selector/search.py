@@ -120,6 +120,15 @@ def cache_key(config: Mapping[str, Any], *arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def search_key(config: Mapping[str, Any], X: np.ndarray, C: np.ndarray, Mf: np.ndarray,
+               groups=None) -> str:
+    """The cache key of a search: its configuration, the task features, the cost table
+    (unmeasured as -1), the method features and which tasks share a group."""
+    codes = (np.unique(_group_labels(groups), return_inverse=True)[1]
+             if groups is not None else np.zeros(0))
+    return cache_key(config, X, np.nan_to_num(C, nan=-1.0), Mf, codes)
+
+
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """The cache folder: ``cache_dir``, else $METAINF_SEARCH_CACHE, else ~/.cache/metainf/search."""
     base = cache_dir or os.environ.get("METAINF_SEARCH_CACHE") or DEFAULT_CACHE_DIR

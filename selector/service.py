@@ -243,7 +243,7 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         self._lock = threading.Lock()
         self._model: TrainedModel | None = None
         self._checked = 0.0
-        self._unreadable: tuple[str | None, int | None] | None = None
+        self._unreadable: tuple[str, int | None] | None = None
         if self.model_dir is not None:
             try:
                 self.reload()
@@ -299,7 +299,7 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
             self._checked = now
             newest = latest_version(self.model_dir)
             current = self._model.version if self._model else None
-            stamp = (newest, _manifest_mtime(self.model_dir, newest))
+            stamp = (newest, _manifest_mtime(self.model_dir, newest)) if newest else None
             if newest and newest != current and stamp != self._unreadable:
                 try:
                     return self.reload()
@@ -407,9 +407,9 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
         return farm_pb2.PromoteModelResponse(model_version=model.version)
 
 
-def _manifest_mtime(model_dir: Path, version: str | None) -> int | None:
+def _manifest_mtime(model_dir: Path, version: str) -> int | None:
     """When a version's manifest last changed (ns), None when it cannot be read."""
     try:
-        return (model_dir / str(version) / "manifest.json").stat().st_mtime_ns
-    except (OSError, TypeError):
+        return (model_dir / version / "manifest.json").stat().st_mtime_ns
+    except OSError:
         return None
