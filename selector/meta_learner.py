@@ -423,15 +423,14 @@ class MetaInfSelector(PairwiseRegressorSelector):
                     # Held-out tasks unlike every group of their inner fold's training
                     # choose the departure for unseen groups. With none of them (a single
                     # group, or groups that all resemble another) no fold tells how far
-                    # a departure carries to a new group. A departure that random task
-                    # folds cannot tell from noise will not carry either: the prior. One
-                    # they do validate is kept only where it is larger than the error
-                    # the ranking head makes on held-out tasks of groups it knows (its
-                    # 90th percentile), a lower bound of its error on a new group.
-                    # A task whose group matches a training group's facts is interpolation,
-                    # the regime random task folds validate: its own ranking head, with
-                    # the hyper-parameters they choose, in full (its group's twin was
-                    # measured: nothing to shrink towards the prior).
+                    # a departure carries to a new group: the prior answers it (departures
+                    # that random task folds validate, kept where larger than the ranking
+                    # head's 90th-percentile held-out error, were tried there and lost to
+                    # Global Best on the reference P's other CPU). A task whose group
+                    # matches a training group's facts is interpolation, the regime random
+                    # task folds validate: its own ranking head, with the hyper-parameters
+                    # they choose, in full (its group's twin was measured: nothing to
+                    # shrink towards the prior).
                     by_task = self._search(Xr, C, Mf, relative_log_cost, groups=None, **search)
                     unseen = dict(outcome["regime_variants"]["unseen"] or PRIOR_ONLY)
                     seen = dict(NO_SEARCH_DEPARTURE)

@@ -60,7 +60,20 @@ HIGHER_IS_BETTER = {"accuracy": True, "f1_macro": True, "accel_ratio": True,
                     "accuracy_available": True, "regret_available": False,
                     "infeasible_pick_rate": False, "level_mdape": False,
                     "coverage_80": True}
-"""Direction of each metric."""
+"""Direction of each metric (for one with a nominal value, the direction towards it from
+below)."""
+
+NOMINAL = {"coverage_80": 0.8}
+"""Metrics judged by their distance to a nominal value: an 80 % interval that covers 99 %
+is too wide, not better than one that covers 80 %."""
+
+
+def merit(metric: str, values) -> np.ndarray:
+    """Values of a metric column made comparable: the higher, the better."""
+    v = np.asarray(values, dtype=float)
+    if metric in NOMINAL:
+        return -np.abs(v - NOMINAL[metric])
+    return v if HIGHER_IS_BETTER[metric] else -v
 
 
 def _order(pred_row: np.ndarray, candidates: np.ndarray) -> np.ndarray:

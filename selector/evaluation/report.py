@@ -10,8 +10,8 @@ import pandas as pd
 
 from metainf.selector.baselines.registry import selector_names
 from metainf.selector.evaluation.metrics import (
-    HIGHER_IS_BETTER,
     METRIC_COLUMNS,
+    merit,
     oracle_outcomes,
     summarise,
 )
@@ -88,17 +88,18 @@ def markdown_table(pooled: pd.DataFrame, label_col: str = "selector",
     best = {}
     for m in METRIC_COLUMNS:
         digits = 2 if m == "predict_ms" else 3
-        vals = contenders[m].astype(float).round(digits)
+        vals = merit(m, contenders[m].astype(float).round(digits))
         vals = vals[np.isfinite(vals)]
         if len(vals):
-            best[m] = vals.max() if HIGHER_IS_BETTER[m] else vals.min()
+            best[m] = vals.max()
     for _, row in pooled.iterrows():
         cells = [str(row[label_col]), str(int(row["n_tasks"]))]
         for m in METRIC_COLUMNS:
             text = _fmt(row[m], row.get(f"{m}_std"), m)
             digits = 2 if m == "predict_ms" else 3
             if (row[label_col] not in mark_best_excluding and m in best
-                    and np.isfinite(row[m]) and round(float(row[m]), digits) == best[m]):
+                    and np.isfinite(row[m])
+                    and merit(m, round(float(row[m]), digits)) == best[m]):
                 text = f"**{text}**"
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
@@ -113,12 +114,11 @@ def winners(pooled: pd.DataFrame, exclude: tuple[str, ...] = ("oracle",)) -> dic
         if m not in contenders:
             continue
         digits = 2 if m == "predict_ms" else 3
-        vals = contenders[m].astype(float).round(digits)
+        vals = merit(m, contenders[m].astype(float).round(digits))
         ok = np.isfinite(vals)
         if not ok.any():
             continue
-        best = vals[ok].max() if HIGHER_IS_BETTER[m] else vals[ok].min()
-        out[m] = ",".join(contenders.loc[ok & (vals == best), "selector"])
+        out[m] = ",".join(contenders.loc[ok & (vals == vals[ok].max()), "selector"])
     return out
 
 
@@ -139,6 +139,14 @@ DIGEST_COLUMNS = ("accuracy", "regret", "accuracy_noise", "regret_noise",
 available candidates."""
 
 
+def _digest_cell(value: float) -> str:
+    """One figure of the digest: 4 decimals, or 4 significant digits when that is too wide
+    (a baseline's exploding error), so columns never run together."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{value:.4f}" if abs(value) < 1e9 else f"{value:.4g}"
+
+
 def digest(pooled: pd.DataFrame, fold_metrics: pd.DataFrame) -> str:
     """A plain-text digest per protocol: the figures that judge a selector, each selector's
     worst fold, and the winner of every column."""
@@ -150,7 +158,7 @@ def digest(pooled: pd.DataFrame, fold_metrics: pd.DataFrame) -> str:
             "  worst fold (regret)"
         lines.append(head)
         for _, row in g.iterrows():
-            cells = "".join(f"{row.get(c, np.nan):>21.4f}" for c in DIGEST_COLUMNS)
+            cells = "".join(f" {_digest_cell(row.get(c, np.nan)):>20}" for c in DIGEST_COLUMNS)
             key = (protocol, row["selector"])
             bad = (f"  {worst.loc[key, 'fold']} ({worst.loc[key, 'regret']:.4f})"
                    if key in worst.index else "")

@@ -225,3 +225,40 @@ def test_cli_campaign_without_results_names_the_campaign(address, tmp_path, caps
     assert len(err) == 1 and err[0].startswith("metainf: --campaign:"), err
     assert _evaluate(["--campaign", campaign_id, "--out", str(tmp_path / "o")]) == 2
     assert "--coordinator" in capsys.readouterr().err
+
+
+def _pooled(**columns) -> pd.DataFrame:
+    """A pooled frame of one protocol: every metric column NaN except those given."""
+    from metainf.selector.evaluation.metrics import METRIC_COLUMNS
+
+    names = ["metainf", "ridge", "mlp"]
+    frame = pd.DataFrame({"selector": names, "protocol": "loho", "n_tasks": 10})
+    for m in METRIC_COLUMNS:
+        frame[m] = columns.get(m, [np.nan] * len(names))
+    return frame
+
+
+def test_coverage_is_won_by_the_interval_nearest_its_nominal_level():
+    from metainf.selector.evaluation.report import markdown_table, winners
+
+    pooled = _pooled(coverage_80=[0.99, 0.78, 0.60], regret=[1.1, 1.2, 1.3])
+    won = winners(pooled)
+    assert won["coverage_80"] == "ridge"  # 0.99 is too wide, not better
+    assert won["regret"] == "metainf"
+    row = [line for line in markdown_table(pooled).splitlines() if line.startswith("| ridge")]
+    assert "**0.780**" in row[0]
+
+
+def test_the_digest_keeps_columns_apart_when_a_figure_explodes():
+    from metainf.selector.evaluation.report import DIGEST_COLUMNS, digest
+
+    pooled = _pooled(level_mdape=[0.2, 9.1e71, np.nan], accuracy=[0.5, 0.25, 0.125])
+    folds = pd.DataFrame(columns=["protocol", "selector", "fold", "n_tasks", "regret",
+                                  "accuracy"])
+    lines = digest(pooled, folds).splitlines()
+    ridge = next(line for line in lines if line.strip().startswith("ridge"))
+    cells = ridge.split()[1:]
+    assert len(cells) == len(DIGEST_COLUMNS)  # one figure per column, none run together
+    assert cells[DIGEST_COLUMNS.index("level_mdape")] == "9.1e+71"
+    mlp = next(line for line in lines if line.strip().startswith("mlp")).split()[1:]
+    assert mlp[DIGEST_COLUMNS.index("level_mdape")] == "n/a"
