@@ -10,7 +10,11 @@ can beat the single best method:
   more on small models (the paper's Phi-2 case);
 - cp (chunked prefill) pays off with long prompts on low-memory GPUs, costs elsewhere.
 
-Usage: python scripts/make_synthetic_table.py OUT.csv [--seed S] [--noise SIGMA]
+With ``--wide``: 9 hardware (5 more, from other vendors too) x the same tasks x 4 methods
+= 1,404 tasks, 5,616 rows, the shape of a multi-vendor table, for timing ``evaluate``
+near 5,000 rows (the extra hardware's speeds are made up, like the rest).
+
+Usage: python scripts/make_synthetic_table.py OUT.csv [--seed S] [--noise SIGMA] [--wide]
 Evaluate: metainf evaluate --data OUT.csv --task-cols model,hardware,workload,batch_size
           --method-col method --metric-col runtime_s --minimize --hardware-col hardware
           --model-col model --protocol loho --out DIR
@@ -33,6 +37,15 @@ HARDWARE = {  # label: (relative speed, memory GB)
     "NVIDIA H100 80GB SXM": (1.9, 80),
     "NVIDIA T4 16GB": (0.15, 16),
 }
+
+WIDE_HARDWARE = {**HARDWARE,
+                 "NVIDIA A10G 24GB": (0.4, 24),
+                 "NVIDIA L40S 48GB": (0.8, 48),
+                 "AMD MI250 128GB": (0.9, 128),
+                 "AMD MI300X 192GB": (2.0, 192),
+                 "Intel Gaudi2 96GB": (1.1, 96)}
+
+WIDE_METHODS = ("none", "cb", "pc", "cb+pc")
 
 MODELS = {  # label: (billions of active parameters, small model?)
     "Llama-3.1-8B": (8.0, False),
@@ -83,17 +96,18 @@ def method_effect(method: str, hw: tuple, model: tuple, wl: tuple, batch: int) -
     return effect
 
 
-def make_table(seed: int = 0, noise: float = 0.04) -> pd.DataFrame:
+def make_table(seed: int = 0, noise: float = 0.04, wide: bool = False) -> pd.DataFrame:
     """The synthetic long table: one row per (model, hardware, workload, batch, method)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for hw_name, hw in HARDWARE.items():
+    hardware, methods = (WIDE_HARDWARE, WIDE_METHODS) if wide else (HARDWARE, METHODS)
+    for hw_name, hw in hardware.items():
         for model_name, model in MODELS.items():
             for wl_name, wl in WORKLOADS.items():
                 for batch in BATCH_SIZES:
                     inp, out, _, _ = wl
                     base = 256 * (0.2 * inp + out) * model[0] / (hw[0] * 1e3 * np.sqrt(batch))
-                    for method in METHODS:
+                    for method in methods:
                         log_rt = (np.log(base) + method_effect(method, hw, model, wl, batch)
                                   + rng.normal(0.0, noise))
                         rows.append({
@@ -111,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise", type=float, default=0.04, help="log-runtime noise sigma")
+    parser.add_argument("--wide", action="store_true",
+                        help="9 hardware x 4 methods (5,616 rows), for timing evaluate")
     args = parser.parse_args(argv)
-    df = make_table(args.seed, args.noise)
+    df = make_table(args.seed, args.noise, args.wide)
     if args.out.suffix == ".parquet":
         df.to_parquet(args.out, index=False)
     else:

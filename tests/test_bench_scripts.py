@@ -36,6 +36,20 @@ def test_scaled_table_has_the_asked_rows_and_a_pivotable_shape():
     assert (df["runtime_s"] > 0).all()
 
 
+def test_the_wide_synthetic_table_has_nine_hardware_and_four_methods():
+    make = _script("make_synthetic_table")
+    narrow, wide = make.make_table(), make.make_table(wide=True)
+    assert (len(narrow), len(wide)) == (4992, 5616)
+    assert wide["hardware"].nunique() == 9 and set(wide["method"]) == set(make.WIDE_METHODS)
+    tasks = ["model", "hardware", "workload", "batch_size"]
+    assert wide.groupby(tasks).ngroups == 1404
+    # the four hardware both share are priced alike: the same cost model
+    both = wide[wide["hardware"].isin(make.HARDWARE) & (wide["method"] == "none")]
+    ratio = (both.groupby("hardware")["runtime_s"].median()
+             / narrow[narrow["method"] == "none"].groupby("hardware")["runtime_s"].median())
+    assert ratio.between(0.9, 1.1).all()
+
+
 def test_first_seen_texts_are_unique_per_client_and_call():
     bench = _script("bench_select")
     texts = {bench.first_seen_text(c, k) for c in range(3) for k in range(200)}
