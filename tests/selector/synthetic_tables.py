@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 
 import numpy as np
@@ -58,8 +60,11 @@ def external_table(seed: int = 0) -> PerfTable:
 
 @functools.lru_cache(maxsize=1)
 def shared_embedder() -> Embedder:
-    """One embedder (packaged MiniLM) for the whole test session, caching in a temp dir."""
-    return Embedder(cache_dir=tempfile.mkdtemp(prefix="metainf-emb-test-"))
+    """One embedder (packaged MiniLM) for the whole test session, caching in a temp dir
+    that goes when the session ends (it holds an OpenVINO copy of the model, ~170 MB)."""
+    cache = tempfile.mkdtemp(prefix="metainf-emb-test-")
+    atexit.register(shutil.rmtree, cache, ignore_errors=True)
+    return Embedder(cache_dir=cache)
 
 
 FARM_MODELS = {
