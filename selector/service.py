@@ -299,8 +299,9 @@ class SelectorServicer(farm_pb2_grpc.SelectorServicer):
             self._checked = now
             newest = latest_version(self.model_dir)
             current = self._model.version if self._model else None
-            stamp = (newest, _manifest_mtime(self.model_dir, newest)) if newest else None
-            if newest and newest != current and stamp != self._unreadable:
+            stamp = ((newest, _manifest_mtime(self.model_dir, newest))
+                     if newest and newest != current else None)
+            if stamp is not None and stamp != self._unreadable:
                 try:
                     return self.reload()
                 except (ModelNotFoundError, OSError, ValueError) as exc:

@@ -68,10 +68,21 @@ def pooled_metrics(outcomes: pd.DataFrame, fold_metrics: pd.DataFrame,
     return pooled.reset_index(drop=True)
 
 
+def _digits(metric: str) -> int:
+    """Decimals a report shows of a metric."""
+    return 2 if metric == "predict_ms" else 3
+
+
+def _shown_merit(metric: str, values) -> np.ndarray:
+    """The merit (higher is better) of values as the report shows them, rounded to its
+    decimals: what decides a column's best, so ties that print alike are ties."""
+    return merit(metric, np.round(np.asarray(values, dtype=float), _digits(metric)))
+
+
 def _fmt(value: float, std: float | None, metric: str) -> str:
     if value is None or not np.isfinite(value):
         return "n/a"
-    digits = 2 if metric == "predict_ms" else 3
+    digits = _digits(metric)
     text = f"{value:.{digits}f}"
     if std is not None and np.isfinite(std) and std > 0:
         text += f" ± {std:.{digits}f}"
@@ -87,8 +98,7 @@ def markdown_table(pooled: pd.DataFrame, label_col: str = "selector",
     contenders = pooled[~pooled[label_col].isin(mark_best_excluding)]
     best = {}
     for m in METRIC_COLUMNS:
-        digits = 2 if m == "predict_ms" else 3
-        vals = merit(m, contenders[m].astype(float).round(digits))
+        vals = _shown_merit(m, contenders[m])
         vals = vals[np.isfinite(vals)]
         if len(vals):
             best[m] = vals.max()
@@ -96,10 +106,8 @@ def markdown_table(pooled: pd.DataFrame, label_col: str = "selector",
         cells = [str(row[label_col]), str(int(row["n_tasks"]))]
         for m in METRIC_COLUMNS:
             text = _fmt(row[m], row.get(f"{m}_std"), m)
-            digits = 2 if m == "predict_ms" else 3
             if (row[label_col] not in mark_best_excluding and m in best
-                    and np.isfinite(row[m])
-                    and merit(m, round(float(row[m]), digits)) == best[m]):
+                    and np.isfinite(row[m]) and _shown_merit(m, row[m]) == best[m]):
                 text = f"**{text}**"
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
@@ -113,8 +121,7 @@ def winners(pooled: pd.DataFrame, exclude: tuple[str, ...] = ("oracle",)) -> dic
     for m in METRIC_COLUMNS:
         if m not in contenders:
             continue
-        digits = 2 if m == "predict_ms" else 3
-        vals = merit(m, contenders[m].astype(float).round(digits))
+        vals = _shown_merit(m, contenders[m])
         ok = np.isfinite(vals)
         if not ok.any():
             continue
