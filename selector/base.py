@@ -27,7 +27,7 @@ from metainf.selector.search import (
     task_splits,
 )
 
-NOT_SEARCH_CONFIG = ("n_jobs", "cache_dir", "cache")
+NOT_SEARCH_CONFIG = ("n_jobs", "cache_dir", "cache", "impute")
 """Hyper-parameters that cannot change a search's outcome (left out of its cache key)."""
 
 

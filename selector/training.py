@@ -136,6 +136,7 @@ def train(table: PerfTable, out_dir: str | Path | None, style: str = "rich", svd
             "best_params": selector.best_params_,
             "level_params": selector.level_params_,
             "inner_folds": selector.inner_folds_,
+            "imputed_cells": selector.imputed_,
             "roofline_tasks": known_roofline,
             "departure": selector.departure_,
             "task_features": featurizer.feature_names(),

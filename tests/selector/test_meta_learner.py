@@ -7,7 +7,7 @@ import pytest
 from sklearn.base import clone
 
 from metainf.selector.base import pair_rows
-from metainf.selector.meta_learner import MetaInfSelector
+from metainf.selector.meta_learner import MetaInfSelector, filled_by_level
 
 FAST = {"n_estimators": 60, "search": False}
 
@@ -157,6 +157,51 @@ def test_save_and_load_state_round_trip(tmp_path):
                                sel.predict_cost(unseen, np.eye(3) * 2.0), rtol=1e-6)
     single = MetaInfSelector(relative=False, **FAST).fit(X, C)
     assert "xgboost-ranker.ubj" not in single.save_state(tmp_path / "..")
+
+
+def test_unmeasured_cells_are_filled_on_the_tasks_own_level():
+    C = np.array([[1.0, np.nan, 1.0, np.nan],
+                  [np.nan, 3.0, np.nan, np.nan],
+                  [2.0, 2.0, 2.0, np.nan]])
+    level = np.log([[2.0, 4.0, 2.0, 1.0],  # the level head: twice too slow on task 0
+                    [1.0, 1.5, 9.0, 1.0],
+                    [1.0, 1.0, 1.0, 1.0]])
+    filled, n = filled_by_level(C, level)
+    # the gaps of a task with two measured methods are filled; a method nothing
+    # measured is not, nor a task with one measured method (nothing anchors its order)
+    assert n == 1 and np.isnan(filled[:, 3]).all()
+    np.testing.assert_array_equal(filled[~np.isnan(C)], C[~np.isnan(C)])
+    np.testing.assert_array_equal(np.isnan(filled[1]), np.isnan(C[1]))
+    # a gap keeps the level head's ratios to the task's measured methods, not its level
+    assert filled[0, 1] == pytest.approx(2.0)
+    dense = np.ones((2, 3))
+    assert filled_by_level(dense, np.zeros((2, 3)))[1] == 0
+
+
+def test_the_ranking_heads_learn_from_the_filled_table():
+    X, C = level_table(n=120)
+    rng = np.random.default_rng(5)
+    gaps = rng.uniform(size=C.shape) < 0.4
+    gaps[np.arange(len(C)), rng.integers(0, 3, len(C))] = False  # each task keeps one
+    sparse = np.column_stack([np.where(gaps, np.nan, C), np.full(len(C), np.nan)])
+    M = np.eye(4)
+    imputed = MetaInfSelector(**FAST).fit(X, sparse, M)
+    plain = MetaInfSelector(**FAST, impute=False).fit(X, sparse, M)
+    fillable = gaps & ((~gaps).sum(axis=1, keepdims=True) >= 2)
+    assert imputed.imputed_ == int(fillable.sum()) > 0 and plain.imputed_ == 0
+    assert not np.allclose(imputed.predict_log_cost(X, M), plain.predict_log_cost(X, M))
+    # the level (the mean over methods) stays the level head's, fitted on measured cells
+    np.testing.assert_allclose(imputed.predict_log_cost(X, M).mean(axis=1),
+                               plain.predict_log_cost(X, M).mean(axis=1), rtol=1e-5)
+    assert (np.argmin(imputed.predict_cost(X, M), axis=1) != 3).all()
+    Xt, Ct = level_table(n=200, seed=100)
+    hits = (np.argmin(imputed.predict_cost(Xt, M)[:, :3], axis=1) == np.argmin(Ct, axis=1))
+    assert hits.mean() >= 0.9
+    # a dense table has nothing to fill: the same model as without
+    dense = MetaInfSelector(**FAST).fit(X, C)
+    assert dense.imputed_ == 0
+    np.testing.assert_array_equal(dense.predict_cost(X),
+                                  MetaInfSelector(**FAST, impute=False).fit(X, C).predict_cost(X))
 
 
 def test_fit_refuses_mismatched_shapes():
