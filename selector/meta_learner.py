@@ -159,12 +159,12 @@ def filled_by_level(C: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, int]:
 
     A task's relative log cost is taken about the mean of its *measured* methods, so on a
     sparse table (a method never run on one vendor's hardware, cells dropped at random)
-    the same speed reads as a different departure from task to task, the prior (each
-    method's mean normalised cost) is averaged over different tasks per method. The level head learned every measured cell's cost; its
-    prediction of a gap, shifted so that on the task's measured methods it meets the
-    measurements in the mean (its error of the task's level drops out), puts the gap on
-    the task's own level, and the ranking heads learn from tasks that are all relative
-    to the same methods. A task with one measured method is left as it is: nothing of
+    the same speed reads as a different departure from task to task. The level head
+    learned every measured cell's cost; its prediction of a gap, shifted so that on the
+    task's measured methods it meets the measurements in the mean (its error of the
+    task's level drops out), puts the gap on the task's own level, and the ranking heads
+    learn from tasks that are all relative to the same methods (their priors stay the
+    measurements' own). A task with one measured method is left as it is: nothing of
     its own anchors an order, and its gaps are most often what it could not run (the
     vendored table's BLOOM-176B, measured at tensor-parallel 8 only). A cell that ran out
     of memory is unmeasured here too: memory fit, not the ranking, rules those out at
