@@ -34,7 +34,7 @@ facts lie between two known ones falls with the nearer one.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +152,11 @@ def prior_log_scores(C: np.ndarray) -> np.ndarray:
     return prior
 
 
-def filled_by_level(C: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, int]:
+def filled_by_level(C: np.ndarray, level: Callable[[], np.ndarray]) -> tuple[np.ndarray, int]:
     """C with the unmeasured cells of tasks with :data:`MIN_MEASURED_TO_FILL` measured
     methods or more (of methods measured elsewhere) filled from the level head's log
-    cost ``level`` [n, m], and how many cells were filled.
+    cost ``level()`` [n, m] (called only when there is a gap to fill), and how many
+    cells were filled.
 
     A task's relative log cost is taken about the mean of its *measured* methods, so on a
     sparse table (a method never run on one vendor's hardware, cells dropped at random)
@@ -179,8 +180,9 @@ def filled_by_level(C: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, int]:
         return C, 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a task with nothing measured
-        shift = np.nanmean(np.where(measured, L - level, np.nan), axis=1, keepdims=True)
-    return np.where(gaps, np.exp(level + shift), C), int(gaps.sum())
+        predicted = level()
+        shift = np.nanmean(np.where(measured, L - predicted, np.nan), axis=1, keepdims=True)
+    return np.where(gaps, np.exp(predicted + shift), C), int(gaps.sum())
 
 
 def roofline_margin(rows: np.ndarray, cols: tuple[int, int] | None) -> np.ndarray | None:
@@ -325,8 +327,8 @@ class MetaInfSelector(PairwiseRegressorSelector):
     no prior. ``fit`` takes ``groups`` (one label per task) so that the inner folds hold
     whole groups out. ``impute`` (on by default) fits the ranking heads on the training
     table with its unmeasured cells filled from the level head (see
-    :func:`filled_by_level`). Deterministic for a given ``seed`` and data. ``n_jobs`` defaults to
-    1: with torch loaded in the same process (the sentence-transformer), XGBoost's
+    :func:`filled_by_level`). Deterministic for a given ``seed`` and data. ``n_jobs``
+    defaults to 1: with torch loaded in the same process (the sentence-transformer), XGBoost's
     OpenMP threads were seen to run 15-30x slower on a busy 2-core machine, and the
     evaluation harness parallelises over folds instead.
     """
@@ -440,7 +442,7 @@ class MetaInfSelector(PairwiseRegressorSelector):
         level = self._fit_level(X, C, Mf, snapper, self.level_params_)
         ranked, self.imputed_ = C, 0
         if self.relative and self.impute:
-            ranked, self.imputed_ = filled_by_level(C, TwoHeadRegressor(
+            ranked, self.imputed_ = filled_by_level(C, lambda: TwoHeadRegressor(
                 level, None, snapper, Mf, roofline_cols=self.roofline_cols).predict_grid(X, Mf))
         Xr = self._without_roofline(X)
         ranker, seen_ranker, prior, regime, local = None, None, None, None, None
