@@ -38,6 +38,10 @@ class TaskMethodSelector(BaseEstimator):
     """Whether predict_cost estimates the cost itself (a level budgets can use), not only
     a score that orders the methods."""
 
+    fit_weight = 1.0
+    """Rough fit time relative to the cheap baselines. The evaluation starts the heaviest
+    jobs first, so that no long fit is left to run alone at the end."""
+
     def fit(self, X: np.ndarray, C: np.ndarray, M: np.ndarray | None = None):
         """Learn from task features X [n, d], costs C [n, m] and method features M [m, e]."""
         raise NotImplementedError
@@ -212,7 +216,8 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         errors: list[list[np.ndarray]] = [[] for _ in points]
         for train, val in splits:
             pre = self._make_preprocessor()
-            rows = pair_rows(X[val], Mf)
+            X_val = X[val]  # one array per fold: a target may keep what it derives from it
+            rows = pair_rows(X_val, Mf)
             if pre is not None:
                 rows = pre.fit(pair_rows(X[train], Mf)).transform(rows)
             fold_target = self._inner_target(target, C[train], X[train],
@@ -221,7 +226,7 @@ class PairwiseRegressorSelector(TaskMethodSelector):
             ok = np.isfinite(y_val)
             regime = (self._inner_regime(X[train], labels[train]) if labels is not None
                       else None)
-            seen = regime(X[val]) if regime is not None else np.ones(len(val), dtype=bool)
+            seen = regime(X_val) if regime is not None else np.ones(len(val), dtype=bool)
             scored = np.isfinite(C[val]).sum(axis=1) >= 2
             for r, mask in ((0, scored & ~seen), (1, scored & seen)):
                 fold_of[r].append(np.full(int(mask.sum()), len(fold_of[r])))
@@ -233,7 +238,7 @@ class PairwiseRegressorSelector(TaskMethodSelector):
                             self._predict_staged(est, rows, points[i][staged]))
                     pred = np.asarray(pred, dtype=float).reshape(len(val), Mf.shape[0])
                     r = np.stack([task_regrets(C[val], self._scores(pred, fold_target, v,
-                                                                    X[val]))
+                                                                    X_val))
                                   for v in variants], axis=1)
                     per_task[0][i].append(r[~seen & scored])
                     per_task[1][i].append(r[seen & scored])

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from metainf.selector.baselines.global_best import global_scores
-from metainf.selector.baselines.registry import make_selector, parse_selectors, selector_names
+from metainf.selector.baselines.registry import (
+    make_selector,
+    parse_selectors,
+    selector_class,
+    selector_names,
+)
 from metainf.selector.evaluation.fold_data import FeatureConfig, FoldData, build_fold_data
 from metainf.selector.evaluation.metrics import oracle_outcomes, summarise, task_outcomes
 from metainf.selector.evaluation.protocols import Fold, group_column, make_folds
@@ -288,6 +293,16 @@ def _run_serial(jobs: list[Job], data: dict, config: EvaluationConfig) -> list[J
     return results
 
 
+def heaviest_first(jobs: Sequence[Job]) -> list[tuple[int, Job]]:
+    """(index, job) in the order to start them: heaviest selector first, then plan order.
+
+    Longest-first scheduling: with MetaInf's folds started first, the cheap jobs fill the
+    workers' last minutes instead of one long fit running alone after them.
+    """
+    weight = {name: selector_class(name).fit_weight for name in {j.selector for j in jobs}}
+    return sorted(enumerate(jobs), key=lambda ij: (-weight[ij[1].selector], ij[0]))
+
+
 def _run_ray(jobs: list[Job], data: dict, config: EvaluationConfig) -> list[JobResult]:
     import ray
 
@@ -304,7 +319,7 @@ def _run_ray(jobs: list[Job], data: dict, config: EvaluationConfig) -> list[JobR
         refs = {key: ray.put(value) for key, value in data.items()}
         pending = {remote.remote(job, refs[job.protocol, job.fold, job.features], config.seed,
                                  config.restrict_to_candidates): i
-                   for i, job in enumerate(jobs)}
+                   for i, job in heaviest_first(jobs)}
         results: list[JobResult | None] = [None] * len(jobs)
         with _progress(config, len(jobs)) as bar:
             task = bar.add_task("", total=len(jobs))

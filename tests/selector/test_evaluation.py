@@ -11,7 +11,13 @@ from metainf.selector.base import TaskMethodSelector
 from metainf.selector.baselines.registry import SELECTORS, selector_names
 from metainf.selector.evaluation.fold_data import FeatureConfig
 from metainf.selector.evaluation.report import CSV_COLUMNS, write_report
-from metainf.selector.evaluation.runner import EvaluationConfig, ProtocolSpec, run_evaluation
+from metainf.selector.evaluation.runner import (
+    EvaluationConfig,
+    Job,
+    ProtocolSpec,
+    heaviest_first,
+    run_evaluation,
+)
 from metainf.selector.table import PerfTable, TableMapping
 
 MAPPING = TableMapping(("model", "hardware", "workload", "batch_size"), "method", "runtime_s",
@@ -92,6 +98,15 @@ def test_ray_and_serial_runs_agree(ray_session):
     pd.testing.assert_frame_equal(_numeric(serial.metrics), _numeric(ray_run.metrics))
     pd.testing.assert_frame_equal(_numeric(serial.ablation), _numeric(ray_run.ablation))
     assert ray_session.is_initialized()  # the runner leaves a Ray it did not start running
+
+
+def test_the_heaviest_jobs_start_first_and_keep_their_places_in_the_results():
+    feats = FeatureConfig("rich", 16)
+    jobs = [Job(name, "loho", fold, feats) for fold in ("a", "b", "c")
+            for name in ("global_best", "metainf", "ridge")]
+    order = heaviest_first(jobs)
+    assert [i for i, _ in order] == [1, 4, 7, 0, 2, 3, 5, 6, 8]
+    assert all(jobs[i] is job for i, job in order)
 
 
 class BrokenSelector(TaskMethodSelector):
