@@ -4,9 +4,16 @@ Everything is computed on a cost where lower is better. A task's candidates are 
 methods measured for it; tasks with fewer than two candidates have nothing to choose
 and are left out of the averages (counted as ``n_single``). Definitions:
 
-- selection: the candidate with the lowest predicted cost (ties: lowest method index;
-  non-finite predictions rank last). With ``restrict_to_candidates=False`` the argmin
-  over all methods is taken instead, and an unmeasured pick gets the task's worst cost.
+- selection: the candidate with the lowest predicted cost (non-finite predictions rank
+  last). With ``restrict_to_candidates=False`` the argmin over all methods is taken
+  instead, and an unmeasured pick gets the task's worst cost.
+- tied picks: where several candidates share the lowest predicted cost (within
+  ``PREDICTION_TIE``, relative: a selector that cannot tell them apart, e.g. a
+  regressor whose training never varied the method), every per-task figure below but
+  mean_rank, f1_macro and level_mdape is the mean over the tied candidates, the expected
+  outcome of choosing one of them at random, not the outcome of whichever the table
+  happens to list first; ``n_tied`` counts them (1: no tie) and ``selected`` names the
+  first.
 - hit (accuracy): the selected cost is within ``TIE_TOLERANCE`` (1 %) of the best.
 - f1_macro: macro F1 of selected vs true-best labels; the true-best label of a hit is
   the selected method itself, so a tie within 1 % is never counted as a confusion.
@@ -49,6 +56,9 @@ from metainf.selector.baselines.scores import as_cost_table
 TIE_TOLERANCE = 0.01
 """Relative cost difference under which two methods count as tied for best."""
 
+PREDICTION_TIE = 1e-9
+"""Relative difference of predicted costs under which a selector ranks methods equal."""
+
 METRIC_COLUMNS = ("accuracy", "f1_macro", "accel_ratio", "mean_rank", "regret", "closed_gap",
                   "predict_ms", "accuracy_noise", "regret_noise", "accuracy_available",
                   "regret_available", "infeasible_pick_rate", "level_mdape", "coverage_80")
@@ -81,6 +91,17 @@ def _order(pred_row: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     p = pred_row[candidates]
     p = np.where(np.isfinite(p), p, np.inf)
     return candidates[np.argsort(p, kind="stable")]
+
+
+def _tied(pred_row: np.ndarray, pick: int, candidates: np.ndarray) -> np.ndarray:
+    """The candidates predicted as cheap as the pick (the pick included, first)."""
+    p = pred_row[candidates]
+    if pick < 0 or not np.isfinite(pred_row[pick]):
+        return np.array([pick]) if pick >= 0 else np.zeros(0, dtype=int)
+    same = np.isfinite(p) & (np.abs(p - pred_row[pick])
+                             <= PREDICTION_TIE * max(abs(pred_row[pick]), 1e-300))
+    others = candidates[same & (candidates != pick)]
+    return np.concatenate([[pick], others]).astype(int)
 
 
 def sbs_choice(C: np.ndarray, sbs_scores: np.ndarray) -> np.ndarray:
@@ -124,23 +145,29 @@ def task_outcomes(C, pred, methods: Sequence[str], *, sbs_scores=None,
         else:
             sel = int(_order(prow, np.arange(row.size))[0])
         measured = sel >= 0 and np.isfinite(row[sel])
-        sel_cost = row[sel] if measured else (row[cand].max() if cand.size else np.nan)
-        hit = bool(measured and sel in near_best)
+        worst = row[cand].max() if cand.size else np.nan
+        tied = _tied(prow, sel, cand if restrict_to_candidates else np.arange(row.size))
+        t_measured = np.isfinite(row[tied])
+        t_cost = np.where(t_measured, row[tied], worst)
+        sel_cost = float(t_cost.mean()) if tied.size else np.nan
+        hit = float(np.mean(t_measured & np.isin(tied, near_best))) if tied.size else 0.0
         rank = int(np.flatnonzero(np.isin(order, near_best))[0]) + 1 if cand.size else 0
-        true_label = methods[sel] if hit else (methods[int(cand[np.argmin(row[cand])])]
-                                               if cand.size else "")
+        true_label = (methods[sel] if measured and sel in near_best else
+                      (methods[int(cand[np.argmin(row[cand])])] if cand.size else ""))
         mean_cost = row[cand].mean() if cand.size else np.nan
         co = (np.flatnonzero(cobest[i]) if cobest is not None else near_best)
-        hit_noise = bool(measured and (sel in co or sel in near_best))
+        t_noise = t_measured & (np.isin(tied, co) | np.isin(tied, near_best))
         avail = np.flatnonzero(available[i]) if available is not None else cand
         avail = np.union1d(avail, cand)
         sel_av = int(_order(prow, avail)[0]) if avail.size else -1
-        measured_av = sel_av >= 0 and np.isfinite(row[sel_av])
-        cost_av = row[sel_av] if measured_av else (row[cand].max() if cand.size else np.nan)
+        tied_av = _tied(prow, sel_av, avail)
+        av_measured = np.isfinite(row[tied_av])
+        av_cost = np.where(av_measured, row[tied_av], worst)
         rows.append({
             "task": i,
             "n_candidates": int(cand.size),
             "selected": methods[sel] if sel >= 0 else "",
+            "n_tied": int(tied.size),
             "true_best": true_label,
             "selected_measured": bool(measured),
             "hit": hit,
@@ -153,12 +180,14 @@ def task_outcomes(C, pred, methods: Sequence[str], *, sbs_scores=None,
             "rank_of_best": rank,
             "regret": sel_cost / best_cost,
             "predict_ms": predict_ms,
-            "hit_noise": hit_noise,
-            "regret_noise": 1.0 if hit_noise else sel_cost / best_cost,
+            "hit_noise": float(t_noise.mean()) if tied.size else 0.0,
+            "regret_noise": (float(np.where(t_noise, 1.0, t_cost / best_cost).mean())
+                             if tied.size else np.nan),
             "selected_available": methods[sel_av] if sel_av >= 0 else "",
-            "hit_available": bool(measured_av and sel_av in near_best),
-            "regret_available": cost_av / best_cost,
-            "infeasible_pick": bool(sel_av >= 0 and not measured_av),
+            "hit_available": (float(np.mean(av_measured & np.isin(tied_av, near_best)))
+                              if tied_av.size else 0.0),
+            "regret_available": float(av_cost.mean()) / best_cost if tied_av.size else np.nan,
+            "infeasible_pick": float(np.mean(~av_measured)) if tied_av.size else 0.0,
             "level_ape": (abs(prow[sel] - row[sel]) / row[sel]
                           if level and measured and np.isfinite(prow[sel]) else np.nan),
             "n_covered": (int(((interval[0][i] <= row) & (row <= interval[1][i]))[cand].sum())
@@ -241,6 +270,8 @@ def oracle_outcomes(outcomes: pd.DataFrame) -> pd.DataFrame:
         o[column] = o["n_candidates"] > 0
     o["regret_noise"] = o["regret_available"] = o["regret"]
     o["infeasible_pick"] = False
+    if "n_tied" in o:
+        o["n_tied"] = 1
     o["level_ape"] = 0.0
     o["n_covered"] = o["n_interval"] = 0
     o["selected_available"] = o["true_best"]

@@ -63,6 +63,26 @@ def test_unmeasured_pick_gets_the_worst_cost_when_not_restricted():
     assert row["rank_of_best"] == 2
 
 
+def test_a_tied_pick_scores_the_expected_outcome_whatever_the_column_order():
+    # two tasks, three methods; the prediction cannot tell m0 from m1 (m2 predicted worse)
+    cost = np.array([[1.0, 2.0, 4.0], [3.0, 1.0, 2.0]])
+    pred = np.array([[1.0, 1.0, 2.0], [5.0, 5.0, 6.0]])
+    out = task_outcomes(cost, pred, METHODS, sbs_scores=np.array([1.0, 2.0, 3.0]))
+    assert list(out["n_tied"]) == [2, 2]
+    np.testing.assert_allclose(out["hit"], [0.5, 0.5])
+    np.testing.assert_allclose(out["regret"], [1.5, 2.0])
+    np.testing.assert_allclose(out["cost_selected"], [1.5, 2.0])
+    flipped = task_outcomes(cost[:, ::-1], pred[:, ::-1], METHODS[::-1],
+                            sbs_scores=np.array([3.0, 2.0, 1.0]))
+    for column in ("hit", "regret", "hit_noise", "regret_noise", "hit_available",
+                   "regret_available", "cost_selected"):
+        np.testing.assert_allclose(flipped[column], out[column], err_msg=column)
+    assert summarise(out)["accuracy"] == pytest.approx(0.5)
+    # a prediction that separates them is scored as before, on its own pick
+    single = task_outcomes(cost, pred + np.array([0.0, 1e-6, 0.0]), METHODS)
+    assert list(single["n_tied"]) == [1, 1] and list(single["hit"]) == [1.0, 0.0]
+
+
 def test_closed_gap_on_total_cost():
     out = task_outcomes(C, PRED, METHODS, sbs_scores=np.array([1.0, 2.0, 3.0]))
     # SBS picks m0 wherever measured: 1 + 3 + 2 = 6; VBS 1 + 1 + 2 = 4; selector 7.01
