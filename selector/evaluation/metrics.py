@@ -217,7 +217,8 @@ def summarise(outcomes: pd.DataFrame, fold_col: str | None = None) -> dict:
     """
     scored = outcomes[outcomes["n_candidates"] >= 2]
     n_single = int((outcomes["n_candidates"] < 2).sum())
-    result = {"n_tasks": len(scored), "n_single": n_single}
+    n_tied = int((scored["n_tied"] > 1).sum()) if "n_tied" in scored else 0
+    result = {"n_tasks": len(scored), "n_single": n_single, "n_tied": n_tied}
     if scored.empty:
         result.update({k: float("nan") for k in METRIC_COLUMNS})
         result["oracle_accel_ratio"] = float("nan")

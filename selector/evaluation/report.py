@@ -20,7 +20,7 @@ from metainf.selector.evaluation.runner import EvaluationResult
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("selector", "protocol", "fold", "n_tasks") + METRIC_COLUMNS + (
-    "n_single", "fit_s", "error")
+    "n_single", "n_tied", "fit_s", "error")
 """metrics.csv columns: the contract's eleven first, then extras."""
 
 ABLATION_COLUMNS = ("selector", "style", "svd_k", "protocol", "fold", "n_tasks") + \
@@ -173,7 +173,20 @@ def digest(pooled: pd.DataFrame, fold_metrics: pd.DataFrame) -> str:
         won = winners(g)
         lines.append("  winners: " + "; ".join(f"{m}={won[m]}" for m in DIGEST_COLUMNS
                                                if m in won))
+        tied = tied_picks(g)
+        if tied:
+            lines.append("  tied picks (scored as the mean over the tied methods): " + tied)
     return "\n".join(lines)
+
+
+def tied_picks(pooled: pd.DataFrame) -> str:
+    """'name k of n, ...' for the selectors that predicted the best cost for more than one
+    candidate on some tasks (empty when none did)."""
+    if "n_tied" not in pooled:
+        return ""
+    rows = pooled[(pooled["selector"] != "oracle") & (pooled["n_tied"].fillna(0) > 0)]
+    return ", ".join(f"{r.selector} {int(r.n_tied)} of {int(r.n_tasks)}"
+                     for r in rows.itertuples())
 
 
 def summary_markdown(result: EvaluationResult, pooled: pd.DataFrame,
@@ -199,6 +212,10 @@ def summary_markdown(result: EvaluationResult, pooled: pd.DataFrame,
                 markdown_table(g), ""]
         won = winners(g)
         out += ["Winner of each column: " + "; ".join(f"{m} **{won[m]}**" for m in won), ""]
+        tied = tied_picks(g)
+        if tied:
+            out += [f"Tasks where a selector predicted the same best cost for several methods "
+                    f"(each scored as the mean over them, not as the first listed): {tied}.", ""]
         worst = worst_folds(result.metrics[result.metrics["protocol"] == protocol])
         if not worst.empty:
             out += ["Worst fold of each selector (highest strict regret):", "",

@@ -277,3 +277,16 @@ def test_the_digest_keeps_columns_apart_when_a_figure_explodes():
     assert cells[DIGEST_COLUMNS.index("level_mdape")] == "9.1e+71"
     mlp = next(line for line in lines if line.strip().startswith("mlp")).split()[1:]
     assert mlp[DIGEST_COLUMNS.index("level_mdape")] == "n/a"
+
+
+def test_the_digest_names_the_selectors_whose_picks_were_ties():
+    from metainf.selector.evaluation.report import digest
+
+    folds = pd.DataFrame(columns=["protocol", "selector", "fold", "n_tasks", "regret",
+                                  "accuracy"])
+    pooled = _pooled(accuracy=[0.5, 0.3, 0.2]).assign(n_tied=[0, 10, 3])
+    last = digest(pooled, folds).splitlines()[-1]
+    assert last == ("  tied picks (scored as the mean over the tied methods): ridge 10 of 10, "
+                    "mlp 3 of 10")
+    untied = digest(pooled.assign(n_tied=0), folds)
+    assert "tied picks" not in untied

@@ -78,6 +78,7 @@ def test_a_tied_pick_scores_the_expected_outcome_whatever_the_column_order():
                    "regret_available", "cost_selected"):
         np.testing.assert_allclose(flipped[column], out[column], err_msg=column)
     assert summarise(out)["accuracy"] == pytest.approx(0.5)
+    assert summarise(out)["n_tied"] == 2
     # a prediction that separates them is scored as before, on its own pick
     single = task_outcomes(cost, pred + np.array([0.0, 1e-6, 0.0]), METHODS)
     assert list(single["n_tied"]) == [1, 1] and list(single["hit"]) == [1.0, 0.0]
