@@ -31,6 +31,39 @@ Select time are cached until then and computed afresh after, so a long-serving
 coordinator does not grow with every new hardware text a client sends."""
 
 
+SVD_TOLERANCE = 1e-5
+"""Reduced description components closer than this are one value. Two entities can
+project onto a component equally in exact arithmetic (with two training entities the
+first component is their bisector) and yet differ by float rounding, which moves with
+library versions; a tree that splits on that difference sends a new entity to whichever
+side its rounding fell (a held-out H100 went with the A100, not with its twin). The
+components are unit-scale (embeddings are normalised), so 1e-5 is far above float32
+rounding and far below a real difference between descriptions."""
+
+
+def merged_levels(values: np.ndarray, tol: float = SVD_TOLERANCE
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``values`` with runs closer than ``tol`` merged into their
+    mean (sorted), and ``values`` with each replaced by its run's mean."""
+    values = np.asarray(values, dtype=float)
+    v, inverse = np.unique(values, return_inverse=True)
+    run = np.concatenate([[0], np.cumsum(np.diff(v) > tol)]).astype(int)
+    levels = np.bincount(run, weights=v) / np.bincount(run)
+    return levels, levels[run[inverse.reshape(-1)]]
+
+
+def onto_levels(x: np.ndarray, levels: np.ndarray, tol: float = SVD_TOLERANCE) -> np.ndarray:
+    """``x`` with each value within ``tol`` of a level replaced by that level."""
+    x = np.asarray(x, dtype=float)
+    if levels.size == 0:
+        return x
+    at = np.searchsorted(levels, x)
+    lo = levels[np.clip(at - 1, 0, levels.size - 1)]
+    hi = levels[np.clip(at, 0, levels.size - 1)]
+    nearest = np.where(np.abs(x - lo) <= np.abs(x - hi), lo, hi)
+    return np.where(np.abs(x - nearest) <= tol, nearest, x)
+
+
 class AxisEncoder(BaseEstimator):
     """Features of one axis: SVD of description embeddings + scaled facts, or one-hot."""
 
@@ -48,6 +81,7 @@ class AxisEncoder(BaseEstimator):
         if not entities:
             raise ValueError(f"no {self.axis} entities to fit on")
         self.svd_ = None
+        self.levels_: list[np.ndarray] | None = None
         self.vectors_: dict[str, np.ndarray] = {}
         self.categories_: list[tuple[str, str]] = []
         if self.style == "onehot":
@@ -60,7 +94,9 @@ class AxisEncoder(BaseEstimator):
             k = min(int(self.svd_k), len(entities) - 1, emb.shape[1] - 1)
             if k >= 1:
                 self.svd_ = TruncatedSVD(n_components=k, random_state=self.seed).fit(emb)
-                reduced = self.svd_.transform(emb)
+                merged = [merged_levels(col) for col in self.svd_.transform(emb).T]
+                self.levels_ = [levels for levels, _ in merged]
+                reduced = np.column_stack([values for _, values in merged])
                 self.vectors_ = dict(zip(texts, reduced, strict=True))
             self.fact_names_ = (sorted({n for e in entities for n in e.facts})
                                 if self.numeric else [])
@@ -71,6 +107,15 @@ class AxisEncoder(BaseEstimator):
         self.fact_mean_ = np.nan_to_num(mean, nan=0.0)
         self.fact_scale_ = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
         return self
+
+    def _onto_levels(self, reduced: np.ndarray) -> np.ndarray:
+        """Reduced vectors with each component merged onto the training levels (see
+        :data:`SVD_TOLERANCE`); a model fitted before the levels keeps its values."""
+        levels = getattr(self, "levels_", None)
+        if levels is None:
+            return reduced
+        return np.column_stack([onto_levels(col, lv) for col, lv in zip(reduced.T, levels,
+                                                                         strict=True)])
 
     def _raw_facts(self, entities: Sequence[Entity]) -> np.ndarray:
         names = getattr(self, "fact_names_", [])
@@ -117,7 +162,8 @@ class AxisEncoder(BaseEstimator):
             vectors = {t: self.vectors_[t] for t in texts if t in self.vectors_}
             new = [t for t in dict.fromkeys(texts) if t not in vectors]
             if new:
-                reduced = dict(zip(new, self.svd_.transform(embedder.encode(new)), strict=True))
+                reduced = dict(zip(new, self._onto_levels(self.svd_.transform(
+                    embedder.encode(new))), strict=True))
                 vectors.update(reduced)
                 if len(self.vectors_) + len(reduced) <= MAX_CACHED_VECTORS:
                     self.vectors_.update(reduced)

@@ -218,6 +218,7 @@ class LocalPriors:
         self.columns = np.asarray(columns, dtype=int)
         self.keys = np.asarray(keys, dtype=float).reshape(-1, self.columns.size)
         self.priors = np.asarray(priors, dtype=float)
+        self._index: dict[bytes, int] | None = None
 
     @classmethod
     def fit(cls, X: np.ndarray, C: np.ndarray, columns,
@@ -234,13 +235,26 @@ class LocalPriors:
         return cls(columns, keys[kept], np.array(priors).reshape(len(kept), C.shape[1]))
 
     def rows(self, X: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-        """The prior [n, m] of each task of X: its hardware's, else ``fallback``."""
+        """The prior [n, m] of each task of X: its key's, else ``fallback``. A key is
+        found by its exact values first (a dictionary lookup: the search asks this of
+        every held-out fold, with hundreds of columns per key), and only a row with no
+        exact match is compared within floating-point tolerance."""
         X = np.asarray(X, dtype=float)
         out = np.tile(np.asarray(fallback, dtype=float), (X.shape[0], 1))
-        if self.keys.shape[0] and X.shape[0]:
-            match = np.all(np.isclose(X[:, None, self.columns], self.keys[None]), axis=2)
-            found = match.any(axis=1)
-            out[found] = self.priors[match[found].argmax(axis=1)]
+        if not (self.keys.shape[0] and X.shape[0]):
+            return out
+        if self._index is None:
+            self._index = {}
+            for k, key in enumerate(np.ascontiguousarray(self.keys)):
+                self._index.setdefault(key.tobytes(), k)
+        values = np.ascontiguousarray(X[:, self.columns])
+        found = np.array([self._index.get(v.tobytes(), -1) for v in values], dtype=int)
+        todo = np.flatnonzero(found < 0)
+        if todo.size:
+            match = np.all(np.isclose(values[todo, None], self.keys[None]), axis=2)
+            found[todo] = np.where(match.any(axis=1), match.argmax(axis=1), -1)
+        hit = found >= 0
+        out[hit] = self.priors[found[hit]]
         return out
 
     def to_arrays(self, kind: str) -> dict[str, np.ndarray]:
@@ -272,8 +286,6 @@ class PriorDeparture:
                  local_cols=None, groups=None):
         self.prior = prior_log_scores(C_train)
         self.local: dict[str, LocalPriors] = {}
-        self._rows_of: np.ndarray | None = None
-        self._rows: dict[str, np.ndarray] = {}
         if X_train is None:
             return
         if local_cols is not None:
@@ -295,20 +307,11 @@ class PriorDeparture:
         return rel - centred
 
     def base(self, X: np.ndarray | None, variant: Mapping[str, Any]) -> np.ndarray:
-        """The prior [n, m] a variant starts from: its local kind's or the global one.
-
-        The local rows of the last X asked about are kept (the search scores many
-        variants of one held-out fold's tasks in a row); X is not to be changed in place.
-        """
-        kind = variant.get("prior", "global")
-        local = self.local.get(kind)
+        """The prior [n, m] a variant starts from: its local kind's or the global one."""
+        local = self.local.get(variant.get("prior", "global"))
         if local is None or X is None:
             return self.prior[None, :]
-        if self._rows_of is not X:
-            self._rows_of, self._rows = X, {}
-        if kind not in self._rows:
-            self._rows[kind] = local.rows(X, self.prior)
-        return self._rows[kind]
+        return local.rows(X, self.prior)
 
     def scores(self, departure: np.ndarray, variant: Mapping[str, Any],
                X: np.ndarray | None = None) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 from synthetic_tables import external_table, farm_frame_and_meta, shared_embedder
 
 from metainf.selector.descriptions import hardware_entity_from_text
-from metainf.selector.features import TaskFeaturizer
+from metainf.selector.features import TaskFeaturizer, merged_levels, onto_levels
 from metainf.selector.table import FARM_MAPPING, PerfTable
 
 
@@ -79,3 +79,24 @@ def test_farm_table_features_from_meta():
     assert "model:hidden_size" in names
     X = f.transform_tasks(t.tasks)
     assert np.isfinite(X).all() and X.shape[0] == t.n_tasks
+
+
+def test_components_that_differ_by_rounding_only_are_one_value():
+    levels, merged = merged_levels(np.array([0.93632638, 0.5, 0.93632632, 0.5]))
+    assert merged[0] == merged[2] and merged[1] == merged[3] == 0.5
+    assert levels.tolist() == sorted({merged[0], 0.5})
+    # a new value within the tolerance takes the level, one beyond it keeps its own
+    assert onto_levels(np.array([0.936326, 0.9288, 0.1]), levels).tolist() == [
+        merged[0], 0.9288, 0.1]
+
+
+def test_two_training_entities_project_onto_one_value_and_split_on_facts_only(table):
+    # with two training GPUs the first component is their bisector: equal in exact
+    # arithmetic, so it must be equal here too, whatever the float rounding
+    train = np.flatnonzero(table.tasks["GPU"].isin(["A100-80GB", "H100 SXM"]))
+    f = TaskFeaturizer(style="rich", svd_k=16, embedder=shared_embedder()).fit(table, train)
+    hw = f.encoders_["hardware"]
+    assert hw.svd_.n_components == 1
+    X = f.transform_tasks(table.tasks.iloc[train])
+    svd0 = X[:, f.axis_cols("hardware")[0]]
+    assert np.unique(svd0).size == 1

@@ -10,6 +10,7 @@ from metainf.selector.baselines.global_best import GlobalBestSelector
 from metainf.selector.evaluation.metrics import summarise, task_outcomes
 from metainf.selector.meta_learner import (
     PRIOR_ONLY,
+    LocalPriors,
     MetaInfSelector,
     PriorDeparture,
     prior_log_scores,
@@ -194,6 +195,20 @@ def test_a_task_on_new_hardware_starts_from_the_same_task_on_the_others(tmp_path
     assert hits.all()
     # a single training group has no other group to take a task's prior from
     assert "task" not in PriorDeparture(C[:30], X[:30], groups=groups[:30]).local
+
+
+def test_a_local_prior_is_found_by_exact_or_nearly_equal_keys_and_else_falls_back():
+    # two keys (feature 1), each with 4 tasks whose winner differs; feature 0 is not a key
+    X = np.column_stack([np.arange(8.0), np.repeat([0.1, 0.7], 4)])
+    C = np.where(np.repeat([True, False], 4)[:, None], [1.0, 2.0], [2.0, 1.0])
+    local = LocalPriors.fit(X, C, [1])
+    fallback = np.array([5.0, 6.0])
+    asked = np.array([[9.0, 0.7], [3.0, 0.1 + 1e-12], [0.0, 0.4], [1.0, 0.1]])
+    rows = local.rows(asked, fallback)
+    assert np.argmin(rows, axis=1)[[0, 3]].tolist() == [1, 0]
+    assert rows[1].tolist() == rows[3].tolist() != fallback.tolist()
+    assert rows[2].tolist() == fallback.tolist()
+    assert np.array_equal(local.rows(asked[::-1], fallback), rows[::-1])
 
 
 def test_a_method_no_training_task_measured_is_chosen_last():
