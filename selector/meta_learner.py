@@ -198,6 +198,25 @@ def shrink(departure: np.ndarray, delta: float) -> np.ndarray:
     return np.sign(departure) * np.maximum(np.abs(departure) - delta, 0.0)
 
 
+def twin_keys(X: np.ndarray, regime: GroupSignature) -> np.ndarray:
+    """X with one more column: the index of the training group nearest to each task's
+    signature, NaN where none is within the seen distance (a task with no twin)."""
+    X = np.asarray(X, dtype=float)
+    index, distance = regime.nearest(X)
+    twin = np.where(distance <= regime.tau + 1e-12, index.astype(float), np.nan)
+    return np.column_stack([X, twin])
+
+
+def twin_priors(X: np.ndarray, C: np.ndarray, regime: GroupSignature) -> LocalPriors:
+    """The measured ranking of each training task, keyed by its features off the group's
+    signature and by its group: looked up with :func:`twin_keys`, a task on hardware
+    whose facts match a training hardware's (a twin: two names of one GPU, a
+    power-capped one) finds the same task measured on the twin."""
+    others = np.setdiff1d(np.arange(X.shape[1]), regime.columns)
+    return LocalPriors.fit(twin_keys(X, regime), C, np.append(others, X.shape[1]),
+                           MIN_TASK_PRIOR_TASKS)
+
+
 def conformal_quantile(errors: np.ndarray, coverage: float) -> float:
     """The split-conformal quantile of held-out absolute errors for a nominal coverage
     (the ceil((n + 1) coverage) / n empirical quantile, capped at the largest error)."""
@@ -503,8 +522,10 @@ class MetaInfSelector(PairwiseRegressorSelector):
             ranker, seen_ranker, prior, local = self._fit_rankers(Xr, C, ranked, Mf, snapper,
                                                                   groups, regime is not None)
         self.departure_ = {"seen": seen, "unseen": unseen} if self.prior else {}
+        twin = twin_priors(X, C, regime) if regime is not None else None
         self.estimator_ = TwoHeadRegressor(level, ranker, snapper, Mf, prior, unseen, seen,
-                                           regime, seen_ranker, self.roofline_cols, local)
+                                           regime, seen_ranker, self.roofline_cols, local,
+                                           twin)
         self.n_methods_ = C.shape[1]
         if self.calibrate:
             self.estimator_.half_width = {**self._calibrate(X, C, M, groups, seen, unseen),
@@ -719,7 +740,8 @@ class TwoHeadRegressor:
                  variant_seen: Mapping[str, float] | None = None,
                  regime: GroupSignature | None = None, seen_ranker=None,
                  roofline_cols: tuple[int, int] | None = None,
-                 local: Mapping[str, LocalPriors] | None = None):
+                 local: Mapping[str, LocalPriors] | None = None,
+                 twin: LocalPriors | None = None):
         self.level = level
         self.ranker = ranker
         self.snapper = snapper
@@ -732,14 +754,17 @@ class TwoHeadRegressor:
         self.roofline_cols = None if roofline_cols is None else tuple(int(c) for c in
                                                                       roofline_cols)
         self.local = dict(local or {})
+        self.twin = twin if regime is not None else None
         self.half_width: dict[str, float] = {}
         self._method_index = {r.tobytes(): j for j, r in enumerate(self.method_features)}
 
     def _ranking(self, snapped: np.ndarray, priors: Mapping[str, np.ndarray],
                  seen: np.ndarray) -> np.ndarray:
         """The ranking head's score of snapped rows: prior + shrunk departure (the seen
-        regime's departure where ``seen``), or the prediction as is without a prior.
-        ``priors`` hold each row's prior of every kind (see :meth:`_pair_priors`)."""
+        regime's departure where ``seen``), or the prediction as is without a prior; a
+        row whose task has a twin (``priors["twin"]`` finite) takes the twin's measured
+        ranking instead. ``priors`` hold each row's prior of every kind (see
+        :meth:`_pair_priors`)."""
         pred = _predict(self.ranker, snapped)
         if self.seen_ranker is not None and self.seen_ranker is not self.ranker and seen.any():
             pred[seen] = _predict(self.seen_ranker, snapped[seen])
@@ -751,8 +776,10 @@ class TwoHeadRegressor:
 
         alpha = np.where(seen, self.variant_seen["alpha"], self.variant["alpha"])
         delta = np.where(seen, self.variant_seen["delta"], self.variant["delta"])
-        return (np.where(seen, base(self.variant_seen), base(self.variant))
-                + alpha * shrink(pred, delta))
+        score = (np.where(seen, base(self.variant_seen), base(self.variant))
+                 + alpha * shrink(pred, delta))
+        twin = priors.get("twin")
+        return score if twin is None else np.where(np.isfinite(twin), twin, score)
 
     def interval_half_width(self, X: np.ndarray) -> np.ndarray:
         """Per task, the half-width (log cost) of its interval: its regime's (NaN when the
@@ -785,6 +812,9 @@ class TwoHeadRegressor:
         out = {"global": per_row(np.tile(self.prior, (max(len(tasks), 1), 1)))}
         for kind, local in self.local.items():
             out[kind] = per_row(local.rows(tasks, self.prior))
+        if self.twin is not None:
+            out["twin"] = per_row(self.twin.rows(twin_keys(tasks, self.regime),
+                                                 np.full(self.prior.shape, np.nan)))
         return out
 
     def _grid_priors(self, X: np.ndarray, M: np.ndarray) -> dict[str, np.ndarray]:
@@ -855,6 +885,8 @@ class TwoHeadRegressor:
         regime = self.regime.to_arrays() if self.regime is not None else {}
         for kind, local in self.local.items():
             regime.update(local.to_arrays(kind))
+        if self.twin is not None:
+            regime.update(self.twin.to_arrays("twin"))
         np.savez(d / STATE_FILE, snap_values=self.snapper.to_array(),
                  method_features=self.method_features, prior=prior,
                  variant=_variant_array(self.variant),
@@ -889,11 +921,12 @@ class TwoHeadRegressor:
             regime = GroupSignature.from_arrays(state)
             local = {kind: lp for kind in PRIOR_KINDS[1:]
                      if (lp := LocalPriors.from_arrays(state, kind)) is not None}
+            twin = LocalPriors.from_arrays(state, "twin")
             half = state["half_width"]
             roofline = tuple(state["roofline_cols"]) if "roofline_cols" in state else ()
         heads = cls(level, ranker, snapper, method_features, prior, variant, variant_seen,
                     regime, seen_ranker if regime is not None else None, roofline or None,
-                    local)
+                    local, twin)
         if np.isfinite(half).all():
             heads.half_width = dict(zip(("seen", "unseen", "ranking"), map(float, half),
                                         strict=True))

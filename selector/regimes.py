@@ -52,6 +52,15 @@ class GroupSignature:
             return np.zeros(X.shape[0])
         return _distances(X[:, self.columns], self.signatures).min(axis=1)
 
+    def nearest(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each task's nearest training group (its index in sorted label order) and the
+        scaled distance to it."""
+        X = np.asarray(X, dtype=float)
+        if self.columns.size == 0:
+            return np.zeros(X.shape[0], dtype=int), np.zeros(X.shape[0])
+        d = _distances(X[:, self.columns], self.signatures)
+        return d.argmin(axis=1), d.min(axis=1)
+
     def seen(self, X: np.ndarray) -> np.ndarray:
         """Whether each task's group resembles a training group (bool per task)."""
         return self.distance(X) <= self.tau + 1e-12

@@ -211,6 +211,35 @@ def test_a_local_prior_is_found_by_exact_or_nearly_equal_keys_and_else_falls_bac
     assert np.array_equal(local.rows(asked[::-1], fallback), rows[::-1])
 
 
+def test_a_task_on_a_twin_of_a_training_hardware_takes_the_twins_measured_ranking(tmp_path):
+    # five hardware with their own facts (column 0) and a description column (1); the
+    # same 20 tasks (column 2) on each, whose winners are drawn at random: nothing in
+    # the features predicts them. "g1-capped" has g1's facts, a description a word
+    # away, and g1's measurements.
+    rng = np.random.default_rng(3)
+    tasks = rng.normal(size=20)
+    X, C, groups = [], [], []
+    for g in range(5):
+        X.append(np.column_stack([np.full(20, float(g)), np.zeros(20), tasks]))
+        C.append(rng.uniform(1.0, 1.3, (20, 3)))
+        groups += [f"g{g}"] * 20
+    X, C, groups = np.vstack(X), np.vstack(C), np.array(groups)
+    twin_X = np.column_stack([np.full(20, 1.0), np.full(20, 0.1), tasks])
+    twin_C = C[groups == "g1"]
+    sel = MetaInfSelector(param_grid=GRID, cache_dir=str(tmp_path)).fit(X, C, groups=groups)
+    assert sel.estimator_.seen(twin_X).all()
+    picks = np.argmin(sel.predict_cost(twin_X), axis=1)
+    assert (picks == np.argmin(twin_C, axis=1)).all()
+    # kept through save and load
+    sel.save_state(tmp_path)
+    again = MetaInfSelector.load_state(tmp_path, sel.get_params())
+    assert (np.argmin(again.predict_cost(twin_X), axis=1) == picks).all()
+    # a hardware unlike every training one has no twin to copy
+    far = twin_X.copy()
+    far[:, 0] = 9.0
+    assert not sel.estimator_.seen(far).any()
+
+
 def test_a_method_no_training_task_measured_is_chosen_last():
     C = np.array([[1.0, 2.0, np.nan], [1.5, 1.0, np.nan]])
     prior = prior_log_scores(C)
