@@ -247,10 +247,12 @@ class LocalPriors:
         keys, inverse = np.unique(np.asarray(X, dtype=float)[:, columns], axis=0,
                                   return_inverse=True)
         inverse = inverse.reshape(-1)
-        choices = np.isfinite(np.asarray(C, dtype=float)).sum(axis=1) >= 2
-        kept = [k for k in range(len(keys)) if (choices & (inverse == k)).sum()
-                >= min_tasks]
-        priors = [prior_log_scores(C[inverse == k]) for k in kept]
+        C = np.asarray(C, dtype=float)
+        choices = np.isfinite(C).sum(axis=1) >= 2
+        kept = np.flatnonzero(np.bincount(inverse[choices], minlength=len(keys)) >= min_tasks)
+        order = np.argsort(inverse, kind="stable")
+        members = np.split(order, np.cumsum(np.bincount(inverse, minlength=len(keys)))[:-1])
+        priors = [prior_log_scores(C[members[k]]) for k in kept]
         return cls(columns, keys[kept], np.array(priors).reshape(len(kept), C.shape[1]))
 
     def rows(self, X: np.ndarray, fallback: np.ndarray) -> np.ndarray:
