@@ -18,9 +18,11 @@ on the task's level. MetaInf therefore fits two boosters on the same pair rows:
   unlike the rest (a single training hardware) nothing says a departure carries to a
   new group, so the prior answers it. With the hardware's feature columns
   (``local_cols``) the search also tries each hardware's own prior (Global Best of its
-  training tasks) where the hardware was trained on. Each boosting round averages
-  :data:`PARALLEL_TREES` trees on their own samples, so the choices do not hang on the
-  seed;
+  training tasks) where the hardware was trained on. A task whose hardware is a twin of
+  a training hardware (see :mod:`metainf.selector.regimes`) and whose same task was
+  measured there takes that measured ranking (:func:`twin_priors`). Each boosting
+  round averages :data:`PARALLEL_TREES` trees on their own samples, so the choices do
+  not hang on the seed;
 - the *level head* regresses absolute log cost (the paper's original target); it only
   sets the task's level, which budgets need (cost = price per hour x runtime).
 
