@@ -200,6 +200,13 @@ def shrink(departure: np.ndarray, delta: float) -> np.ndarray:
     return np.sign(departure) * np.maximum(np.abs(departure) - delta, 0.0)
 
 
+def measured_log_scores(C: np.ndarray) -> np.ndarray:
+    """Log mean normalised cost per method over the tasks of C, NaN where none measured
+    it (unlike :func:`prior_log_scores`, a gap stays a gap)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(column_mean(normalised_cost(C), fallback=np.nan))
+
+
 def twin_keys(X: np.ndarray, regime: GroupSignature) -> np.ndarray:
     """X with one more column: the index of the training group nearest to each task's
     signature, NaN where none is within the seen distance (a task with no twin)."""
@@ -210,13 +217,34 @@ def twin_keys(X: np.ndarray, regime: GroupSignature) -> np.ndarray:
 
 
 def twin_priors(X: np.ndarray, C: np.ndarray, regime: GroupSignature) -> LocalPriors:
-    """The measured ranking of each training task, keyed by its features off the group's
-    signature and by its group: looked up with :func:`twin_keys`, a task on hardware
-    whose facts match a training hardware's (a twin: two names of one GPU, a
-    power-capped one) finds the same task measured on the twin."""
+    """The measured ranking of each training task (NaN where a method was not measured),
+    keyed by its features off the group's signature and by its group: looked up with
+    :func:`twin_keys`, a task on hardware whose facts match a training hardware's (a
+    twin: two names of one GPU, a power-capped one; or the hardware itself) finds the
+    same task measured there."""
     others = np.setdiff1d(np.arange(X.shape[1]), regime.columns)
     return LocalPriors.fit(twin_keys(X, regime), C, np.append(others, X.shape[1]),
-                           MIN_TASK_PRIOR_TASKS)
+                           MIN_TASK_PRIOR_TASKS, measured_log_scores)
+
+
+def with_twin(score: np.ndarray, twin: np.ndarray, owner: np.ndarray, n_tasks: int,
+              basis: np.ndarray) -> np.ndarray:
+    """Ranking scores of pair rows (row i of task ``owner[i]``) with each method the twin
+    measured (``twin`` finite) taking the twin's measured score, shifted so that over
+    those methods it meets the model's scores in the mean (over the rows in ``basis``:
+    each task's training methods once, so that a score does not hang on which rows were
+    asked with it); the methods the twin did not measure keep the model's. The measured
+    order stands, and the model places the gaps around it."""
+    found = np.isfinite(twin)
+    if not found.any():
+        return score
+    used = found & basis
+    count = np.bincount(owner[used], minlength=n_tasks)
+    total = np.bincount(owner[used], weights=(score - twin)[used], minlength=n_tasks)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = total / count
+    take = found & np.isfinite(shift[owner])
+    return np.where(take, twin + shift[owner], score)
 
 
 def conformal_quantile(errors: np.ndarray, coverage: float) -> float:
@@ -242,9 +270,10 @@ class LocalPriors:
         self._index: dict[bytes, int] | None = None
 
     @classmethod
-    def fit(cls, X: np.ndarray, C: np.ndarray, columns,
-            min_tasks: int = MIN_LOCAL_TASKS) -> LocalPriors:
-        """Per distinct key of X's tasks with enough choices, the prior of its tasks."""
+    def fit(cls, X: np.ndarray, C: np.ndarray, columns, min_tasks: int = MIN_LOCAL_TASKS,
+            score: Callable[[np.ndarray], np.ndarray] = prior_log_scores) -> LocalPriors:
+        """Per distinct key of X's tasks with enough choices, the prior of its tasks
+        (``score`` of their costs)."""
         columns = np.asarray(columns, dtype=int)
         keys, inverse = np.unique(np.asarray(X, dtype=float)[:, columns], axis=0,
                                   return_inverse=True)
@@ -254,7 +283,7 @@ class LocalPriors:
         kept = np.flatnonzero(np.bincount(inverse[choices], minlength=len(keys)) >= min_tasks)
         order = np.argsort(inverse, kind="stable")
         members = np.split(order, np.cumsum(np.bincount(inverse, minlength=len(keys)))[:-1])
-        priors = [prior_log_scores(C[members[k]]) for k in kept]
+        priors = [score(C[members[k]]) for k in kept]
         return cls(columns, keys[kept], np.array(priors).reshape(len(kept), C.shape[1]))
 
     def rows(self, X: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -765,10 +794,8 @@ class TwoHeadRegressor:
     def _ranking(self, snapped: np.ndarray, priors: Mapping[str, np.ndarray],
                  seen: np.ndarray) -> np.ndarray:
         """The ranking head's score of snapped rows: prior + shrunk departure (the seen
-        regime's departure where ``seen``), or the prediction as is without a prior; a
-        row whose task has a twin (``priors["twin"]`` finite) takes the twin's measured
-        ranking instead. ``priors`` hold each row's prior of every kind (see
-        :meth:`_pair_priors`)."""
+        regime's departure where ``seen``), or the prediction as is without a prior.
+        ``priors`` hold each row's prior of every kind (see :meth:`_pair_priors`)."""
         pred = _predict(self.ranker, snapped)
         if self.seen_ranker is not None and self.seen_ranker is not self.ranker and seen.any():
             pred[seen] = _predict(self.seen_ranker, snapped[seen])
@@ -780,10 +807,8 @@ class TwoHeadRegressor:
 
         alpha = np.where(seen, self.variant_seen["alpha"], self.variant["alpha"])
         delta = np.where(seen, self.variant_seen["delta"], self.variant["delta"])
-        score = (np.where(seen, base(self.variant_seen), base(self.variant))
-                 + alpha * shrink(pred, delta))
-        twin = priors.get("twin")
-        return score if twin is None else np.where(np.isfinite(twin), twin, score)
+        return (np.where(seen, base(self.variant_seen), base(self.variant))
+                + alpha * shrink(pred, delta))
 
     def interval_half_width(self, X: np.ndarray) -> np.ndarray:
         """Per task, the half-width (log cost) of its interval: its regime's (NaN when the
@@ -870,6 +895,9 @@ class TwoHeadRegressor:
         snapped = self.snapper.transform(both)
         priors = self._pair_priors(tasks, owner, both[:, tasks.shape[1]:])
         score = self._ranking(snapped, priors, self.seen(tasks)[owner])
+        if "twin" in priors:
+            score = with_twin(score, priors["twin"], owner, tasks.shape[0],
+                              np.arange(owner.size) >= n)
         level = _predict(self.level, snapped[n:], roofline_margin(ref, self.roofline_cols))
         gap = (level - score[n:]).reshape(tasks.shape[0], k).mean(axis=1)
         return score[:n] + gap[owner[:n]]

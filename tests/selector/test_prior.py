@@ -224,12 +224,22 @@ def test_a_task_on_a_twin_of_a_training_hardware_takes_the_twins_measured_rankin
         C.append(rng.uniform(1.0, 1.3, (20, 3)))
         groups += [f"g{g}"] * 20
     X, C, groups = np.vstack(X), np.vstack(C), np.array(groups)
+    C[np.flatnonzero(groups == "g1")[:5], 2] = np.nan  # g1 did not run method 2 there
     twin_X = np.column_stack([np.full(20, 1.0), np.full(20, 0.1), tasks])
     twin_C = C[groups == "g1"]
     sel = MetaInfSelector(param_grid=GRID, cache_dir=str(tmp_path)).fit(X, C, groups=groups)
     assert sel.estimator_.seen(twin_X).all()
-    picks = np.argmin(sel.predict_cost(twin_X), axis=1)
-    assert (picks == np.argmin(twin_C, axis=1)).all()
+    cost = sel.predict_cost(twin_X)
+    picks = np.argmin(cost, axis=1)
+    assert (picks[5:] == np.argmin(twin_C[5:], axis=1)).all()
+    # where the twin measured two methods of three, their measured order stands and the
+    # model places the third
+    assert np.isfinite(cost).all()
+    assert ((cost[:5, 0] < cost[:5, 1]) == (twin_C[:5, 0] < twin_C[:5, 1])).all()
+    # a pair's prediction does not hang on which other pairs were asked with it
+    one = sel.estimator_.predict(np.column_stack([twin_X[:1], sel.estimator_.method_features[
+        [1]]]))
+    assert np.isclose(np.exp(one[0]), cost[0, 1])
     # kept through save and load
     sel.save_state(tmp_path)
     again = MetaInfSelector.load_state(tmp_path, sel.get_params())
