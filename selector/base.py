@@ -216,7 +216,7 @@ class PairwiseRegressorSelector(TaskMethodSelector):
         errors: list[list[np.ndarray]] = [[] for _ in points]
         for train, val in splits:
             pre = self._make_preprocessor()
-            X_val = X[val]  # one array per fold: a target may keep what it derives from it
+            X_val = X[val]
             rows = pair_rows(X_val, Mf)
             if pre is not None:
                 rows = pre.fit(pair_rows(X[train], Mf)).transform(rows)

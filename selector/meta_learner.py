@@ -210,10 +210,8 @@ def measured_log_scores(C: np.ndarray) -> np.ndarray:
 def twin_keys(X: np.ndarray, regime: GroupSignature) -> np.ndarray:
     """X with one more column: the index of the training group nearest to each task's
     signature, NaN where none is within the seen distance (a task with no twin)."""
-    X = np.asarray(X, dtype=float)
-    index, distance = regime.nearest(X)
-    twin = np.where(distance <= regime.tau + 1e-12, index.astype(float), np.nan)
-    return np.column_stack([X, twin])
+    twin = regime.twin(X)
+    return np.column_stack([np.asarray(X, dtype=float), np.where(twin >= 0, twin, np.nan)])
 
 
 def twin_priors(X: np.ndarray, C: np.ndarray, regime: GroupSignature) -> LocalPriors:
@@ -290,7 +288,8 @@ class LocalPriors:
         """The prior [n, m] of each task of X: its key's, else ``fallback``. A key is
         found by its exact values first (a dictionary lookup: the search asks this of
         every held-out fold, with hundreds of columns per key), and only a row with no
-        exact match is compared within floating-point tolerance."""
+        exact match is compared within floating-point tolerance (a row with a NaN, as a
+        task with no twin has, matches nothing and is not compared)."""
         X = np.asarray(X, dtype=float)
         out = np.tile(np.asarray(fallback, dtype=float), (X.shape[0], 1))
         if not (self.keys.shape[0] and X.shape[0]):
@@ -301,7 +300,7 @@ class LocalPriors:
                 self._index.setdefault(key.tobytes(), k)
         values = np.ascontiguousarray(X[:, self.columns])
         found = np.array([self._index.get(v.tobytes(), -1) for v in values], dtype=int)
-        todo = np.flatnonzero(found < 0)
+        todo = np.flatnonzero((found < 0) & np.isfinite(values).all(axis=1))
         if todo.size:
             match = np.all(np.isclose(values[todo, None], self.keys[None]), axis=2)
             found[todo] = np.where(match.any(axis=1), match.argmax(axis=1), -1)

@@ -45,13 +45,6 @@ class GroupSignature:
         signatures = np.stack([X[labels == g][0, columns] for g in names])
         return cls(columns, signatures, SEEN_DISTANCE)
 
-    def distance(self, X: np.ndarray) -> np.ndarray:
-        """Each task's scaled distance to the nearest training group's signature."""
-        X = np.asarray(X, dtype=float)
-        if self.columns.size == 0:
-            return np.zeros(X.shape[0])
-        return _distances(X[:, self.columns], self.signatures).min(axis=1)
-
     def nearest(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each task's nearest training group (its index in sorted label order) and the
         scaled distance to it."""
@@ -61,9 +54,19 @@ class GroupSignature:
         d = _distances(X[:, self.columns], self.signatures)
         return d.argmin(axis=1), d.min(axis=1)
 
+    def distance(self, X: np.ndarray) -> np.ndarray:
+        """Each task's scaled distance to the nearest training group's signature."""
+        return self.nearest(X)[1]
+
+    def twin(self, X: np.ndarray) -> np.ndarray:
+        """Each task's nearest training group where it is seen (its index in sorted label
+        order), -1 where no training group is within the seen distance."""
+        index, distance = self.nearest(X)
+        return np.where(distance <= self.tau + 1e-12, index, -1)
+
     def seen(self, X: np.ndarray) -> np.ndarray:
         """Whether each task's group resembles a training group (bool per task)."""
-        return self.distance(X) <= self.tau + 1e-12
+        return self.twin(X) >= 0
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The state as arrays (for an .npz)."""
