@@ -4,8 +4,9 @@ Embeds the same hardware descriptions (as a Select embeds them: the rich descrip
 first-seen hardware text, ~130 tokens, and of the catalog's names) one text at a time on
 one thread, with each backend in turn, interleaved so that a busy machine slows them
 alike: torch float32 (what training uses), OpenVINO float32 (the serving backend,
-selector/embeddings.py), and where installed ONNX Runtime float32 and dynamic int8
-(exported here from the same local model files). Prints per backend p50/p90 latency, the
+selector/embeddings.py), on CPUs with native bf16 also torch bf16 and OpenVINO bf16 (what
+serves there), and where installed ONNX Runtime float32 and dynamic int8 (exported here
+from the same local model files). Prints per backend p50/p90 latency, the
 ratio to torch, the cosine to torch float32 (min and mean), and, on a model trained on
 make_synthetic_table's table, whether any Select answer changes (method, hardware,
 candidate order, nearest known hardware) and by how much the predicted values move.
@@ -159,24 +160,31 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from metainf.selector.embeddings import Embedder, OpenVinoTransformer
+    from metainf.selector.embeddings import Embedder, OpenVinoTransformer, native_bf16
 
     torch.set_num_threads(1)  # as the coordinator serves
     embedder = Embedder(cache_dir=workdir / "emb")
     st = embedder._load_model()
     forwards: dict[str, Callable] = {"torch-fp32": lambda t: embedder._embed_one(st, t)}
+    precisions = ("f32", "bf16") if native_bf16() else ("f32",)
+    if native_bf16():  # the torch fallback of a serving Embedder on this CPU
+        st_bf16 = embedder._load_model("bfloat16")
+        forwards["torch-bf16"] = lambda t: embedder._embed_one(st_bf16, t, "bfloat16")
     try:
-        t0 = time.perf_counter()
-        ov = OpenVinoTransformer(st, embedder.model_id, workdir / "emb" / "openvino")
-        print(f"OpenVINO: converted and compiled in {time.perf_counter() - t0:.1f} s "
-              f"(later loads read the IR: see selector/embeddings.py)")
+        for precision in precisions:
+            t0 = time.perf_counter()
+            ov = OpenVinoTransformer(st, embedder.model_id, workdir / "emb" / "openvino",
+                                     precision)
+            print(f"OpenVINO {precision}: converted (once) and compiled in "
+                  f"{time.perf_counter() - t0:.1f} s (later loads read the IR: see "
+                  f"selector/embeddings.py)")
 
-        def openvino(text: str) -> np.ndarray:
-            features = st.preprocess([text])
-            with torch.inference_mode():
-                out = ov.embed(st, features)
-            return torch.nn.functional.normalize(out.float(), dim=1).numpy()
-        forwards["openvino-fp32"] = openvino
+            def openvino(text: str, ov=ov) -> np.ndarray:
+                features = st.preprocess([text])
+                with torch.inference_mode():
+                    out = ov.embed(st, features)
+                return torch.nn.functional.normalize(out.float(), dim=1).numpy()
+            forwards["openvino-fp32" if precision == "f32" else "openvino-bf16"] = openvino
     except Exception as exc:
         print(f"OpenVINO not measured: {exc}")
     forwards.update(onnx_runtime_forwards(st, workdir))

@@ -29,24 +29,29 @@ read back from its SQLite store when needed again."""
 PRECISIONS = ("float32", "bfloat16")
 """Precisions the sentence-transformer can run in; the embeddings are float32 either way.
 
-``bfloat16`` is the serving precision (what a loaded model embeds new texts in): bf16
-torch where the CPU multiplies bf16 natively, and elsewhere SERVING_BACKEND."""
+``bfloat16`` is the serving precision (what a loaded model embeds new texts in): run by
+SERVING_BACKEND, in bf16 where the CPU multiplies bf16 natively and in float32 elsewhere."""
 
 SERVING_BACKEND = "openvino"
-"""How a serving Embedder runs the transformer where the CPU has no native bf16.
+"""How a serving Embedder runs the transformer.
 
 ``openvino``: the same float32 weights, converted once from the local model files to
 OpenVINO IR (cached under the embedding cache folder, ~3-13 s; a later process compiles
-it in well under a second) and run by OpenVINO's CPU plugin; the pooling and
-normalisation stay sentence-transformers' own. Measured side by side on an Intel Xeon
+it in well under a second) and run by OpenVINO's CPU plugin, in bf16 where the CPU has
+native bf16 (variant ``openvino-bf16``) and in float32 elsewhere (``openvino``); the
+pooling and normalisation stay sentence-transformers' own. On an AMD EPYC with
+AVX512-BF16 (2 cores, load 1.0), 78 hardware descriptions of 135 tokens, one thread, one
+text at a time (scripts/bench_embeddings.py): OpenVINO bf16 p50 ~20 ms against torch bf16
+~27 ms and OpenVINO float32 ~34 ms, at cosine >= 0.99997 to torch float32 (as torch bf16),
+no Select answer changed. Measured side by side on an Intel Xeon
 (2 cores, AVX-512, no bf16; load 2.4) on 78 hardware descriptions of ~135 tokens, one
 thread, one text at a time (scripts/bench_embeddings.py): torch float32 p50 34.1 ms,
 ONNX Runtime float32 31.2 ms (1.09x), OpenVINO float32 29.0 ms (1.18x), both at cosine
 >= 0.99999 to torch float32, and no Select answer of 40 first-seen questions changed;
 ONNX Runtime dynamic int8 ran 18.1 ms but at cosine 0.990 (0.93 quantising every
 MatMul per tensor, 0.997 only the feed-forward input), below the 0.999 a serving
-embedding must keep. ``torch`` keeps torch float32 (also the fallback when OpenVINO is
-missing or its conversion fails)."""
+embedding must keep. ``torch`` keeps torch (bf16 autocast on native-bf16 CPUs, float32
+elsewhere), which is also the fallback when OpenVINO is missing or its conversion fails."""
 
 OPENVINO_STREAMS = 2
 """Texts OpenVINO embeds at once, one thread each (a Select embeds one text; two cores)."""
@@ -54,9 +59,13 @@ OPENVINO_STREAMS = 2
 OPENVINO_CONFIG = {"NUM_STREAMS": OPENVINO_STREAMS, "INFERENCE_NUM_THREADS": OPENVINO_STREAMS,
                    "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
                    "ENABLE_CPU_PINNING": False}
-"""How OpenVINO compiles the transformer: float32 (no bf16 or fp16 rounding), one thread
-per stream, threads not pinned to cores (on a machine shared with engines a pinned
-thread waits for its core instead of moving)."""
+"""How OpenVINO compiles the transformer: float32 (no bf16 or fp16 rounding; the
+``openvino-bf16`` variant overrides the precision hint only), one thread per stream,
+threads not pinned to cores (on a machine shared with engines a pinned thread waits for
+its core instead of moving)."""
+
+OPENVINO_PRECISION = {"openvino": "f32", "openvino-bf16": "bf16"}
+"""OpenVINO's inference precision hint of each OpenVINO variant."""
 
 
 @functools.cache
@@ -103,9 +112,10 @@ class Embedder:
 
     Embeddings are L2-normalised float32 rows. Each text is cached in memory and in an
     SQLite store under ``cache_dir`` keyed by sha256(model id + text), so the model is
-    only loaded when a text was never seen before. ``precision`` "bfloat16" runs the
-    model under bf16 autocast where the CPU has native bf16 (see native_bf16); those
-    embeddings are cached under their own keys, apart from the float32 ones.
+    only loaded when a text was never seen before. ``precision`` "bfloat16" serves: new
+    texts are embedded by SERVING_BACKEND, in bf16 where the CPU has native bf16 (see
+    native_bf16 and :attr:`variant`); those embeddings are cached under their own keys,
+    apart from the float32 ones.
     """
 
     def __init__(self, model_path: str | Path | None = None,
@@ -186,15 +196,14 @@ class Embedder:
 
     @property
     def variant(self) -> str:
-        """How new texts are embedded: ``float32`` (torch, exact: training),
-        ``bfloat16`` (torch bf16, native CPUs) or ``openvino`` (serving elsewhere)."""
+        """How new texts are embedded: ``float32`` (torch, exact: training); when
+        serving, ``openvino-bf16`` (native-bf16 CPUs) or ``openvino`` (elsewhere), and
+        without OpenVINO ``bfloat16`` (torch bf16, native CPUs) or ``float32``."""
         if self.precision == "float32":
             return "float32"
-        if native_bf16():
-            return "bfloat16"
         if SERVING_BACKEND == "openvino" and not self._openvino_failed:
-            return "openvino"
-        return "float32"
+            return "openvino-bf16" if native_bf16() else "openvino"
+        return "bfloat16" if native_bf16() else "float32"
 
     def _key(self, text: str, variant: str = "float32", bf16: bool = False) -> str:
         """Cache key of a text's vector as embedded by `variant` (float32 vectors under the
@@ -209,8 +218,8 @@ class Embedder:
 
         Loaded on first need. Autocast would round the Linear weights to bf16 the same
         way on every call (~1 ms of the ~25 ms forward), so the answers are the same.
-        `bf16` may also be a variant name; ``openvino`` tokenises and pools with the
-        float32 model and also makes its OpenVINO transformer ready.
+        `bf16` may also be a variant name; an OpenVINO variant tokenises and pools with
+        the float32 model and also makes its OpenVINO transformer ready.
         """
         variant = bf16 if isinstance(bf16, str) else ("bfloat16" if bf16 else "float32")
         precision = "bfloat16" if variant == "bfloat16" else "float32"
@@ -228,14 +237,16 @@ class Embedder:
                     if isinstance(module, torch.nn.Linear):
                         module.to(torch.bfloat16)
             self._models[precision] = model
-        if variant == "openvino" and self._openvino is None and not self._openvino_failed:
+        if (variant in OPENVINO_PRECISION and self._openvino is None
+                and not self._openvino_failed):
             try:
                 self._openvino = OpenVinoTransformer(model, self.model_id,
-                                                     self._cache_path() / "openvino")
-            except Exception as exc:  # missing package, failed conversion: torch float32
-                log.warning("OpenVINO embedding backend unavailable (%s); embedding with "
-                            "torch float32", exc)
+                                                     self._cache_path() / "openvino",
+                                                     OPENVINO_PRECISION[variant])
+            except Exception as exc:  # missing package, failed conversion: torch
                 self._openvino_failed = True
+                log.warning("OpenVINO embedding backend unavailable (%s); embedding with "
+                            "torch (%s)", exc, self.variant)
         return model
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -255,8 +266,9 @@ class Embedder:
                                            if t not in found}))
             missing = [t for t in unique if t not in found]
             model = self._load_model(variant) if missing else None
-            if variant == "openvino" and self._openvino_failed:
-                variant = "float32"
+            if variant in OPENVINO_PRECISION and self._openvino_failed:
+                variant = self.variant
+                model = self._load_model(variant)
         if missing:
             vecs = self._embed(model, missing, variant)
             found.update(zip(missing, vecs, strict=True))
@@ -281,7 +293,9 @@ class Embedder:
         with self._lock:
             variant = self.variant
             model = self._load_model(variant)
-            variant = self.variant  # float32 when OpenVINO could not be made ready
+            if variant != self.variant:  # torch when OpenVINO could not be made ready
+                variant = self.variant
+                model = self._load_model(variant)
         self._embed(model, ["warm-up: NVIDIA GPU, 80 GB HBM3"], variant)
 
     def _remember(self, vectors: dict[str, np.ndarray]) -> None:
@@ -314,7 +328,7 @@ class Embedder:
 
         with self._tokenizer_lock:
             features = model.preprocess([text])
-        if variant == "openvino":
+        if variant in OPENVINO_PRECISION:
             with torch.inference_mode():
                 out = self._openvino.embed(model, features)
                 out = torch.nn.functional.normalize(out.float(), p=2, dim=1)
@@ -383,7 +397,7 @@ def last_hidden_module(transformer):
 
 
 class OpenVinoTransformer:
-    """The transformer of a sentence-transformer run by OpenVINO in float32.
+    """The transformer of a sentence-transformer run by OpenVINO (float32 or bf16).
 
     Converted from the loaded (local, offline) torch model the first time, and kept as
     OpenVINO IR under ``folder/<model id>/``; later processes only read and compile it.
@@ -391,7 +405,7 @@ class OpenVinoTransformer:
     here: the sentence-transformer's own pooling and normalisation follow it in torch.
     """
 
-    def __init__(self, st_model, model_id: str, folder: Path):
+    def __init__(self, st_model, model_id: str, folder: Path, precision: str = "f32"):
         # OpenVINO's model converter reports usage over the network unless its telemetry
         # package is missing; without one it falls back to its own silent stub. Nothing
         # here may reach a network (and the report, forked from a threaded process, was
@@ -405,7 +419,8 @@ class OpenVinoTransformer:
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(ir.parent / "compiled")})
         self._compiled = core.compile_model(core.read_model(str(ir)), "CPU",
-                                            dict(OPENVINO_CONFIG))
+                                            dict(OPENVINO_CONFIG,
+                                                 INFERENCE_PRECISION_HINT=precision))
         self._names = [i.get_any_name() for i in self._compiled.inputs]
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(OPENVINO_STREAMS):
