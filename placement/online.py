@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fleet import Fleet
-from .greedy import client_routes, greedy_ranges
+from .greedy import client_routes, greedy_placement
 from .perf import Route, cache_need, request_time
 from .plan import Plan, SimState, cache_capacity
 from .routing import shortest_route
@@ -71,7 +71,7 @@ class OnlinePlanner:
     name: str = "online"
 
     def plan(self, fleet: Fleet, seed: int) -> Plan:
-        """Greedy ranges; planned routes as greedy's; the router decides per arrival."""
-        ranges = greedy_ranges(fleet)
+        """Greedy's ranges; planned routes as greedy's; the router decides per arrival."""
+        ranges, info = greedy_placement(fleet)
         return Plan(self.name, ranges, cache_capacity(fleet, ranges),
-                    client_routes(fleet, ranges), OnlineRouter(ranges))
+                    client_routes(fleet, ranges), OnlineRouter(ranges), info=info)
