@@ -222,8 +222,8 @@ def format_place(result: dict[str, Any]) -> str:
     plan, petals = result["plan"], result["petals"]
     if plan.get("predicted_s_per_token") and petals.get("predicted_s_per_token"):
         cut = 1.0 - plan["predicted_s_per_token"] / petals["predicted_s_per_token"]
-        lines.append(f"{plan['algorithm']} vs petals: predicted time per token cut by {cut:.1%}"
-                     " (negative: slower than PETALS; no queueing, see `place simulate`)")
+        lines.append(f"{plan['algorithm']} vs petals: predicted time per token "
+                     f"{_cut_words(cut)} (no queueing, see `place simulate`)")
     lines += [f"note: {n}" for n in result.get("notes", [])]
     return "\n".join(lines)
 
@@ -246,7 +246,11 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{p['plan_s']:>8.3f}")
     for name, cut in result.get("cuts", {}).items():
         if cut["mean_s_per_token"] is not None:
-            lines.append(f"{name}: mean time per token cut by {cut['mean_s_per_token']:.1%}, "
-                         f"service time alone by {cut['mean_service_s_per_token']:.1%} "
-                         "(negative: slower than PETALS)")
+            lines.append(f"{name}: mean time per token {_cut_words(cut['mean_s_per_token'])}, "
+                         f"service time alone {_cut_words(cut['mean_service_s_per_token'])}")
     return "\n".join(lines)
+
+
+def _cut_words(cut: float) -> str:
+    """A cut against PETALS in words: "cut by 49.2%" or "12.0% slower than PETALS"."""
+    return f"cut by {cut:.1%}" if cut >= 0 else f"{-cut:.1%} slower than PETALS"

@@ -7,11 +7,11 @@ import itertools
 import numpy as np
 import pytest
 
+from metainf.placement import greedy as greedy_module
 from metainf.placement import registry
 from metainf.placement.base import timed_plan
 from metainf.placement.errors import PlacementError
 from metainf.placement.fleet import fleet_from_dict
-from metainf.placement import greedy as greedy_module
 from metainf.placement.greedy import GreedyPlanner, conservative_blocks
 from metainf.placement.perf import covers_in_order, request_time
 from metainf.placement.petals import choose_best_start, petals_blocks

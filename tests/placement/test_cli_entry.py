@@ -86,3 +86,12 @@ def test_anchor_greedy_cuts_petals_mean_time_per_token(anchor):
                    "implementation cuts 49 % (docs/placement.md says why)")
 def test_anchor_greedy_cut_reaches_the_papers_sixty_percent(anchor):
     assert anchor["cuts"]["greedy_vs_petals"]["mean_s_per_token"] >= 0.60
+
+
+def test_a_cut_is_worded_by_its_sign():
+    result = {"fleet": "f", "model": "m", "blocks": 2, "servers": 2, "clients": 1, "plans": [],
+              "cuts": {"greedy_vs_petals": {"mean_s_per_token": 0.25,
+                                            "mean_service_s_per_token": -0.1}}}
+    line = format_table(result).splitlines()[-1]
+    assert line == ("greedy_vs_petals: mean time per token cut by 25.0%, service time alone "
+                    "10.0% slower than PETALS")
