@@ -40,10 +40,10 @@ OpenVINO IR (cached under the embedding cache folder, ~3-13 s; a later process c
 it in well under a second) and run by OpenVINO's CPU plugin, in bf16 where the CPU has
 native bf16 (variant ``openvino-bf16``) and in float32 elsewhere (``openvino``); the
 pooling and normalisation stay sentence-transformers' own. On an AMD EPYC with
-AVX512-BF16 (2 cores, load 1.0), 78 hardware descriptions of 135 tokens, one thread, one
-text at a time (scripts/bench_embeddings.py): OpenVINO bf16 p50 ~20 ms against torch bf16
-~27 ms and OpenVINO float32 ~34 ms, at cosine >= 0.99997 to torch float32 (as torch bf16),
-no Select answer changed. Measured side by side on an Intel Xeon
+AVX512-BF16 (2 cores, load 0.5), 78 hardware descriptions of 135 tokens, one thread, one
+text at a time (scripts/bench_embeddings.py): OpenVINO bf16 p50 22.0 ms against torch
+bf16 29.8 ms, OpenVINO float32 35.7 ms and torch float32 49.1 ms, at cosine >= 0.99997 to
+torch float32 (as torch bf16); no Select answer of 40 first-seen texts changed. Measured side by side on an Intel Xeon
 (2 cores, AVX-512, no bf16; load 2.4) on 78 hardware descriptions of ~135 tokens, one
 thread, one text at a time (scripts/bench_embeddings.py): torch float32 p50 34.1 ms,
 ONNX Runtime float32 31.2 ms (1.09x), OpenVINO float32 29.0 ms (1.18x), both at cosine
