@@ -43,11 +43,11 @@ pooling and normalisation stay sentence-transformers' own. On an AMD EPYC with
 AVX512-BF16 (2 cores, load 0.5), 78 hardware descriptions of 135 tokens, one thread, one
 text at a time (scripts/bench_embeddings.py): OpenVINO bf16 p50 22.0 ms against torch
 bf16 29.8 ms, OpenVINO float32 35.7 ms and torch float32 49.1 ms, at cosine >= 0.99997 to
-torch float32 (as torch bf16); no Select answer of 40 first-seen texts changed. Measured side by side on an Intel Xeon
-(2 cores, AVX-512, no bf16; load 2.4) on 78 hardware descriptions of ~135 tokens, one
-thread, one text at a time (scripts/bench_embeddings.py): torch float32 p50 34.1 ms,
-ONNX Runtime float32 31.2 ms (1.09x), OpenVINO float32 29.0 ms (1.18x), both at cosine
->= 0.99999 to torch float32, and no Select answer of 40 first-seen questions changed;
+torch float32 (as torch bf16); no Select answer of 40 first-seen texts changed.
+Measured side by side on an Intel Xeon (2 cores, AVX-512, no bf16; load 2.4) on 78
+hardware descriptions of ~135 tokens, one thread, one text at a time: torch float32 p50
+34.1 ms, ONNX Runtime float32 31.2 ms (1.09x), OpenVINO float32 29.0 ms (1.18x), both at
+cosine >= 0.99999 to torch float32, and no Select answer of 40 first-seen questions changed;
 ONNX Runtime dynamic int8 ran 18.1 ms but at cosine 0.990 (0.93 quantising every
 MatMul per tensor, 0.997 only the feed-forward input), below the 0.999 a serving
 embedding must keep. ``torch`` keeps torch (bf16 autocast on native-bf16 CPUs, float32

@@ -795,9 +795,13 @@ class TwoHeadRegressor:
         """The ranking head's score of snapped rows: prior + shrunk departure (the seen
         regime's departure where ``seen``), or the prediction as is without a prior.
         ``priors`` hold each row's prior of every kind (see :meth:`_pair_priors`)."""
-        pred = _predict(self.ranker, snapped)
+        pred = np.empty(len(snapped))
+        rest = np.ones(len(snapped), dtype=bool)
         if self.seen_ranker is not None and self.seen_ranker is not self.ranker and seen.any():
             pred[seen] = _predict(self.seen_ranker, snapped[seen])
+            rest = ~seen
+        if rest.any():  # a row's prediction does not depend on the others in its call
+            pred[rest] = _predict(self.ranker, snapped[rest])
         if self.prior is None:
             return pred
 

@@ -211,3 +211,26 @@ def test_the_ranking_heads_learn_from_the_filled_table():
 def test_fit_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="one row per task"):
         MetaInfSelector(**FAST).fit(np.zeros((3, 2)), np.ones((4, 2)))
+
+
+def test_rows_of_a_seen_task_go_through_its_ranker_only(monkeypatch):
+    from metainf.selector import meta_learner
+
+    X, C = level_table(n=40)
+    heads = MetaInfSelector(**FAST).fit(X, C).estimator_
+    heads.seen_ranker, heads.prior = heads.level, None  # another booster, raw scores
+    snapped = heads.snapper.transform(pair_rows(X[:6], np.eye(3)))
+    everywhere = {"ranker": heads.ranker.get_booster().inplace_predict(snapped),
+                  "seen": heads.level.get_booster().inplace_predict(snapped)}
+    calls = []
+    real = meta_learner._predict
+    monkeypatch.setattr(meta_learner, "_predict",
+                        lambda est, rows, margin=None: calls.append(len(rows)) or
+                        real(est, rows, margin))
+    for seen in (np.arange(18) % 4 == 0, np.ones(18, bool), np.zeros(18, bool)):
+        calls.clear()
+        got = heads._ranking(snapped, {}, seen)
+        # the same values as predicting every row with both heads, bit for bit
+        np.testing.assert_array_equal(
+            got, np.where(seen, everywhere["seen"], everywhere["ranker"]).astype(float))
+        assert sorted(calls) == sorted(n for n in (int(seen.sum()), int((~seen).sum())) if n)
