@@ -129,5 +129,5 @@ def test_doc_requests_run_in_order(secured):
     assert not places[2].servers[0].tau_estimated
     assert places[2].servers[0].tau_ms == pytest.approx(0.4)
     assert [(h.server, h.first_block, h.last_block) for h in places[1].plan.routes[0].hops] == [
-        ("a100-2", 1, 59), ("mig-3", 60, 63), ("mig-7", 64, 70)]  # as the doc shows
+        ("a100-2", 1, 59), ("mig-3", 60, 63), ("mig-4", 64, 70)]  # as the doc shows
     assert len(outcomes) >= 9
