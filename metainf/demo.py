@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -67,6 +68,22 @@ def _spawn_workers(address: str, out: Path, n: int) -> list[subprocess.Popen]:
     return procs
 
 
+def fresh_state(out: Path) -> tuple[Path, Path]:
+    """The demo's database and model folder in `out`, emptied of an earlier demo's.
+
+    Both go: a model version trained on the earlier run's cells would serve on, and the
+    coordinator, scoring its new version on cells that version has in effect already
+    seen, would keep it and the demo would not show the loop. Other outputs are
+    overwritten as the demo writes them."""
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "farm.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    model_dir = out / "models"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    return db, model_dir
+
+
 def run_demo(out: Path, quick: bool = False) -> int:
     """Run the whole demo in `out`; return an exit code."""
     from metainf.cli.progress import watch
@@ -77,10 +94,7 @@ def run_demo(out: Path, quick: bool = False) -> int:
 
     console = Console()
     err = Console(stderr=True)
-    out.mkdir(parents=True, exist_ok=True)
-    db = out / "farm.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db, model_dir = fresh_state(out)
     grid = dict(DEMO_GRID)
     if quick:
         grid.update(methods=["none", "cb", "pc", "cb+pc+cp"])
@@ -90,7 +104,6 @@ def run_demo(out: Path, quick: bool = False) -> int:
     grid_path = out / "grid.yaml"
     grid_path.write_text(yaml.safe_dump(grid, sort_keys=False))
 
-    model_dir = out / "models"
     coord = create_server(ServerConfig(db=db, port=0, model_dir=model_dir, http_port=0))
     address = f"127.0.0.1:{coord.port}"
     err.print(f"[bold]coordinator[/] on {address}, state in {db}")

@@ -259,6 +259,22 @@ def test_demo_answers_from_the_version_the_coordinator_trained(farm):
     assert json.loads(out.getvalue())["model_version"] == version
 
 
+def test_a_second_demo_starts_without_the_first_ones_farm_and_models(tmp_path):
+    from metainf.demo import fresh_state
+
+    out = tmp_path / "demo-run"
+    (out / "models" / "50ef1d6b92e4").mkdir(parents=True)
+    (out / "models" / "LATEST").write_text("50ef1d6b92e4")
+    for name in ("farm.db", "farm.db-wal", "p.csv"):
+        (out / name).write_text("earlier run")
+    db, model_dir = fresh_state(out)
+    assert db == out / "farm.db" and model_dir == out / "models"
+    assert not db.exists() and not (out / "farm.db-wal").exists() and not model_dir.exists()
+    assert (out / "p.csv").exists()  # overwritten when the demo exports P
+    assert fresh_state(tmp_path / "new") == (tmp_path / "new" / "farm.db",
+                                              tmp_path / "new" / "models")
+
+
 def _coordinator(tmp_path, retrain: RetrainConfig):
     """A coordinator on the test's database and model folder, retraining as configured."""
     return create_server(ServerConfig(
