@@ -199,6 +199,11 @@ def _plan_lines(entry: dict[str, Any]) -> list[str]:
         return [f"{name}: failed: {entry.get('error')}"]
     lines = [f"{name}: predicted {entry['predicted_s_per_token']:.4f} s/token, planned in "
              f"{entry['plan_s']:.3f} s"]
+    info = entry.get("info") or {}
+    if "window_moves" in info and entry.get("objective_s") is not None:
+        lines.append(f"  window search: {info['window_moves']} move(s), planned sessions' "
+                     f"time {info['paper_rule_objective_s']:.2f} s by the paper's rule -> "
+                     f"{entry['objective_s']:.2f} s")
     ranges = ", ".join(f"{r['server']} {r['first_block']}-{r['last_block']}"
                        for r in entry["ranges"])
     lines.append(f"  blocks: {ranges}")

@@ -72,6 +72,9 @@ def test_place_from_a_fleet_file_prints_a_plan_and_petals_beside_it(capsys):
     code, out, _ = run(capsys, "place", "--fleet", str(ANCHOR), "--model", "bloom-176b",
                        "--join-orders", "5")
     assert code == 0 and "greedy: predicted 0.52" in out and "petals (median of 5" in out
+    moves = result["plan"]["info"]["window_moves"]
+    assert f"window search: {moves} move(s)" in out  # and the objective before and after
+    assert f"{result['plan']['info']['paper_rule_objective_s']:.2f} s by the paper's rule" in out
 
 
 def test_place_with_another_catalog_model_keeps_only_how_blocks_are_stored(capsys, tmp_path):
