@@ -68,17 +68,18 @@ def planned_time(fleet: Fleet, starts: np.ndarray, ends: np.ndarray) -> float:
     return total
 
 
-def improve_windows(fleet: Fleet, ranges) -> tuple[tuple[tuple[int, int] | None, ...], int]:
+def improve_windows(fleet: Fleet, ranges
+                    ) -> tuple[tuple[tuple[int, int] | None, ...], int, float]:
     """Local search over window positions: each server holding blocks in turn (by index)
     moves its window to the start that lowers `planned_time` most; sweeps repeat until
-    one changes nothing or IMPROVE_WORK is spent. Returns the ranges and the number of
-    moves. Block counts never change, so the conservative memory
-    guarantee holds; the objective never rises."""
+    one changes nothing or IMPROVE_WORK is spent. Returns the ranges, the number of
+    moves and the given ranges' `planned_time`. Block counts never change, so the
+    conservative memory guarantee holds; the objective never rises."""
     L, clients = fleet.num_blocks, max(1, int(np.count_nonzero(fleet.client_sessions)))
     starts = np.asarray([r[0] if r else 0 for r in ranges], int)
     ends = np.asarray([r[1] if r else 0 for r in ranges], int)
     budget = IMPROVE_WORK // (L * fleet.num_servers * clients)
-    best = planned_time(fleet, starts, ends)
+    before = best = planned_time(fleet, starts, ends)
     moves, changed = 0, True
     while changed and budget > 0:
         changed = False
@@ -99,7 +100,7 @@ def improve_windows(fleet: Fleet, ranges) -> tuple[tuple[tuple[int, int] | None,
             if here != was:
                 moves, changed = moves + 1, True
     ranges = tuple((int(starts[i]), int(ends[i])) if r else None for i, r in enumerate(ranges))
-    return ranges, moves
+    return ranges, moves, before
 
 
 def greedy_placement(fleet: Fleet, improve: bool = True
@@ -109,10 +110,7 @@ def greedy_placement(fleet: Fleet, improve: bool = True
     ranges = greedy_ranges(fleet)
     if not improve:
         return ranges, {}
-    starts = np.asarray([r[0] if r else 0 for r in ranges], int)
-    ends = np.asarray([r[1] if r else 0 for r in ranges], int)
-    before = planned_time(fleet, starts, ends)
-    ranges, moves = improve_windows(fleet, ranges)
+    ranges, moves, before = improve_windows(fleet, ranges)
     return ranges, {"paper_rule_objective_s": before, "window_moves": moves}
 
 
