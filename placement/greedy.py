@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import PlacementError
 from .fleet import Fleet
-from .plan import Plan, StaticRouter, cache_capacity
+from .plan import Plan, StaticRouter, cache_capacity, range_bounds
 from .routing import shortest_route
 
 
@@ -76,8 +76,7 @@ def improve_windows(fleet: Fleet, ranges
     moves and the given ranges' `planned_time`. Block counts never change, so the
     conservative memory guarantee holds; the objective never rises."""
     L, clients = fleet.num_blocks, max(1, int(np.count_nonzero(fleet.client_sessions)))
-    starts = np.asarray([r[0] if r else 0 for r in ranges], int)
-    ends = np.asarray([r[1] if r else 0 for r in ranges], int)
+    starts, ends = range_bounds(ranges)
     budget = IMPROVE_WORK // (L * fleet.num_servers * clients)
     before = best = planned_time(fleet, starts, ends)
     moves, changed = 0, True
@@ -116,8 +115,7 @@ def greedy_placement(fleet: Fleet, improve: bool = True
 
 def client_routes(fleet: Fleet, ranges) -> tuple[tuple, ...]:
     """Each client's shortest route over the placement (one route, used by all its sessions)."""
-    starts = np.asarray([r[0] if r else 0 for r in ranges], int)
-    ends = np.asarray([r[1] if r else 0 for r in ranges], int)
+    starts, ends = range_bounds(ranges)
     out = []
     for c in range(fleet.num_clients):
         cost, route = shortest_route(fleet, c, starts, ends)

@@ -16,7 +16,7 @@ import numpy as np
 from .fleet import Fleet
 from .greedy import client_routes, greedy_placement
 from .perf import Route, cache_need, request_time
-from .plan import Plan, SimState, cache_capacity
+from .plan import Plan, SimState, cache_capacity, range_bounds
 from .routing import shortest_route
 
 
@@ -52,8 +52,7 @@ class OnlineRouter:
 
     def routes(self, fleet: Fleet, client: int, state: SimState) -> tuple[Route, ...]:
         """The cheapest route now, counting waits; the offline one when all are free."""
-        starts = np.asarray([r[0] if r else 0 for r in self.ranges], int)
-        ends = np.asarray([r[1] if r else 0 for r in self.ranges], int)
+        starts, ends = range_bounds(self.ranges)
         span = (ends - starts) * fleet.cache_bytes
         wait = np.asarray([0.0 if state.free[j] + 1e-6 >= span[j] or span[j] == 0
                            else memory_wait(fleet, state, j, span[j])

@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .errors import PlacementError
 from .fleet import Fleet
 from .perf import Hop, Route
-from .plan import Plan, SimState
+from .plan import Plan, SimState, range_bounds
 
 GIB = 1024**3
 MAX_DELAY_S = 5.0
@@ -65,8 +65,7 @@ def petals_route(fleet: Fleet, client: int, ranges, penalty: np.ndarray) -> Rout
     """PETALS' min-latency route for one request, with `penalty` added on entering a server."""
     L, J = fleet.num_blocks, fleet.num_servers
     placed = np.asarray([r is not None for r in ranges])
-    starts = np.asarray([r[0] if r else 0 for r in ranges], int)
-    ends = np.asarray([r[1] if r else 0 for r in ranges], int)
+    starts, ends = range_bounds(ranges)
     ovh = fleet.petals.overhead_s
     half_cs = np.minimum(fleet.rtt_cs[client] / 2, MAX_DELAY_S)
     half_ss = np.minimum(fleet.rtt_ss / 2, MAX_DELAY_S)

@@ -77,9 +77,7 @@ class Plan:
 
     def starts_ends(self) -> tuple[np.ndarray, np.ndarray]:
         """Arrays of first and one-past-last block per server (0, 0 where none)."""
-        starts = np.asarray([r[0] if r else 0 for r in self.ranges], int)
-        ends = np.asarray([r[1] if r else 0 for r in self.ranges], int)
-        return starts, ends
+        return range_bounds(self.ranges)
 
     def objective(self, fleet: Fleet) -> float:
         """Σ over the planned |R| sessions of their request time (seconds), as planned."""
@@ -115,6 +113,13 @@ class Plan:
             out.extend((c, routes[k % len(routes)] if len(routes) == n else routes[0])
                        for k in range(n))
         return out
+
+
+def range_bounds(ranges: Sequence[tuple[int, int] | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays of first and one-past-last block per server of `ranges` (0, 0 where none)."""
+    starts = np.asarray([r[0] if r else 0 for r in ranges], int)
+    ends = np.asarray([r[1] if r else 0 for r in ranges], int)
+    return starts, ends
 
 
 def cache_capacity(fleet: Fleet, ranges: Sequence[tuple[int, int] | None]) -> np.ndarray:
