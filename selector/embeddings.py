@@ -265,10 +265,8 @@ class Embedder:
                 found.update(self._cached({t: self._key(t, variant) for t in unique
                                            if t not in found}))
             missing = [t for t in unique if t not in found]
-            model = self._load_model(variant) if missing else None
-            if variant in OPENVINO_PRECISION and self._openvino_failed:
-                variant = self.variant
-                model = self._load_model(variant)
+            if missing:
+                variant, model = self._ready()
         if missing:
             vecs = self._embed(model, missing, variant)
             found.update(zip(missing, vecs, strict=True))
@@ -291,12 +289,18 @@ class Embedder:
         """Load the sentence-transformer and run one uncached forward now, so that the
         first unseen text does not wait seconds for imports, weights and kernels."""
         with self._lock:
+            variant, model = self._ready()
+        self._embed(model, ["warm-up: NVIDIA GPU, 80 GB HBM3"], variant)
+
+    def _ready(self) -> tuple[str, object]:
+        """The variant new texts are embedded by and its model, loaded (call locked); the
+        torch fallback when OpenVINO could not be made ready just now."""
+        variant = self.variant
+        model = self._load_model(variant)
+        if variant != self.variant:  # OpenVINO failed: self.variant is torch's now
             variant = self.variant
             model = self._load_model(variant)
-            if variant != self.variant:  # torch when OpenVINO could not be made ready
-                variant = self.variant
-                model = self._load_model(variant)
-        self._embed(model, ["warm-up: NVIDIA GPU, 80 GB HBM3"], variant)
+        return variant, model
 
     def _remember(self, vectors: dict[str, np.ndarray]) -> None:
         """Keep vectors in memory, forgetting the oldest beyond MEMORY_ENTRIES (the store
